@@ -1,0 +1,223 @@
+"""asyncio on virtual time: an event loop per node, driven by the kernel's one queue.
+
+Theory of operation. ``VirtualEventLoop`` implements the part of ``asyncio.AbstractEventLoop`` that the
+standard primitives use (``call_soon``, ``call_at``, ``call_later``, ``time``, ``create_future``,
+``create_task``, the exception handler). It keeps no queue of its own: ``call_soon`` becomes a kernel
+event at the current true time, and ``call_at`` becomes a node timer at a deadline on the node's local
+clock (so clock faults move asyncio timers too). Every event is owned by the node, so crashes drop it and
+pauses park it. The node layer sets this loop as the running loop while the node's events run, so
+``asyncio.sleep``, ``Event``, ``Queue``, ``Lock``, ``wait_for``, ``gather``, ``TaskGroup`` and
+``asyncio.timeout`` work unchanged, and never sleep in real time.
+
+A loop lives as long as one incarnation of its node. On a crash the node calls ``abandon()``: pending
+events are dropped by the kernel (their epoch is stale), and the tasks are forgotten without the "Task
+was destroyed but it is pending" noise. An exception escaping a task, or reaching the exception handler,
+is a failure of the system under test: it stops the run, with the node and the time.
+
+Determinism: task names default to ``<node>#<boot>/task-<n>`` from a per-loop counter (asyncio's own
+default uses a process-wide counter, which would differ between runs in one process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import AmbientNondeterminismError, Failure, SystemUnderTestError
+
+if TYPE_CHECKING:
+    from harness.node import Node
+
+__all__ = ["VirtualEventLoop"]
+
+_NS_PER_S = 1_000_000_000
+
+
+class _KernelHandle(asyncio.TimerHandle):
+    """An asyncio handle backed by a kernel timer; cancelling it cancels the kernel event too."""
+
+    __slots__ = ("_kernel_timer",)
+
+    def cancel(self) -> None:
+        timer = self._kernel_timer
+        if timer is not None:
+            timer.cancel()
+        super().cancel()
+
+
+class VirtualEventLoop(asyncio.AbstractEventLoop):
+    """The asyncio loop of one node incarnation. See the module docstring."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._kernel = node.world.kernel
+        self._prefix = f"{node.name}#{node.stats.starts}"
+        self._task_counter = 0
+        self._tasks: dict[int, asyncio.Task[Any]] = {}
+        self._closed = False
+        self._task_factory: Any = None
+
+    # -- time and scheduling --------------------------------------------------------------------
+    def time(self) -> float:
+        """The node's local clock, in seconds (what ``asyncio.timeout`` and friends measure)."""
+        return self._node.local_now_ns() / _NS_PER_S
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        handle = _KernelHandle(0.0, callback, args, self, context)
+        handle._kernel_timer = self._kernel.call_at(
+            self._kernel.now_ns, self._node.run_in_node, handle._run, owner=self._node,
+            kind="aio", detail=_describe(callback))
+        return handle
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        handle = _KernelHandle(when, callback, args, self, context)
+        local_deadline_ns = round(when * _NS_PER_S)
+        handle._kernel_timer = self._node.set_timer_at(
+            local_deadline_ns, handle._run, kind="aio-timer", detail=_describe(callback))
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        return self.call_at(self.time() + max(delay, 0.0), callback, *args, context=context)
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
+                             context: contextvars.Context | None = None) -> asyncio.Handle:
+        raise AmbientNondeterminismError(
+            "call_soon_threadsafe inside a simulation: threads are not simulated; use call_soon")
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        """Called by ``TimerHandle.cancel``; the kernel skips cancelled timers, nothing to do."""
+
+    # -- futures and tasks ------------------------------------------------------------------------
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
+                    context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        self._task_counter += 1
+        number = self._task_counter
+        if name is None:
+            name = f"{self._prefix}/task-{number}"
+        if self._task_factory is not None:
+            task = self._task_factory(self, coro, context=context)
+            task.set_name(name)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._tasks[number] = task
+        task.add_done_callback(lambda done: self._on_task_done(number, done))
+        return task
+
+    def set_task_factory(self, factory: Any) -> None:
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    def _on_task_done(self, number: int, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(number, None)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieving it also silences asyncio's "never retrieved" warning
+        if error is not None:
+            self._fail(f"task {task.get_name()!r} raised", error)
+
+    # -- errors ------------------------------------------------------------------------------------
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._closed:
+            return  # the node crashed; nothing of the old incarnation may affect the run
+        error = context.get("exception")
+        self._fail(context.get("message", "unhandled error in event loop"), error)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    def set_exception_handler(self, handler: Any) -> None:
+        raise NotImplementedError("the simulation's loop reports every unhandled error as a failure")
+
+    def get_exception_handler(self) -> None:
+        return None
+
+    def _fail(self, message: str, error: BaseException | None) -> None:
+        if isinstance(error, SystemUnderTestError):
+            self._kernel.fail(error.failure)
+            return
+        kind = "ambient-nondeterminism" if isinstance(error, AmbientNondeterminismError) else "exception"
+        detail = f"{message}: {type(error).__name__}: {error}" if error is not None else message
+        evidence: tuple[str, ...] = ()
+        if error is not None:
+            from harness.scheduler import _traceback_lines
+
+            evidence = _traceback_lines(error)
+        self._kernel.fail(Failure(kind, detail, self._kernel.now_ns, self._node.name, evidence))
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def abandon(self) -> None:
+        """The node crashed: forget every task without running or warning about it again."""
+        self._closed = True
+        for task in self._tasks.values():
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+        self._tasks.clear()
+
+    def get_debug(self) -> bool:
+        return False
+
+    def set_debug(self, enabled: bool) -> None:
+        if enabled:
+            raise NotImplementedError("asyncio debug mode reads the wall clock; not in a simulation")
+
+    def is_running(self) -> bool:
+        return not self._closed
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self.abandon()
+
+    async def shutdown_asyncgens(self) -> None:
+        return None
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        return None
+
+    # -- what a simulation cannot do ---------------------------------------------------------------
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        raise AmbientNondeterminismError(
+            f"run_in_executor({func!r}) inside a simulation: threads and processes are not simulated")
+
+    def run_forever(self) -> None:
+        raise RuntimeError("the kernel drives this loop; use Simulation.run() or Kernel.run()")
+
+    def run_until_complete(self, future: Any) -> Any:
+        raise RuntimeError("the kernel drives this loop; use Simulation.run() or Kernel.run()")
+
+    def stop(self) -> None:
+        raise RuntimeError("node code cannot stop the simulation's loop; it ends with the run")
+
+    def __getattr__(self, name: str) -> Any:
+        # Sockets, subprocesses, signals, file descriptors: real I/O has no place in a simulation.
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError(
+                f"loop.{name}() is real I/O; inside a simulation, nodes talk through NodeContext.send "
+                f"and store data on NodeContext.disk")
+
+        return refuse
+
+    def __repr__(self) -> str:
+        return f"<VirtualEventLoop node={self._node.name!r} closed={self._closed}>"
+
+
+def _describe(callback: Callable[..., Any]) -> str:
+    """A deterministic label for a callback (never its repr, which shows ``id()``)."""
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return owner.get_name()
+    return getattr(callback, "__qualname__", type(callback).__name__)
+

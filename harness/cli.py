@@ -1,0 +1,183 @@
+"""The ``graylink`` command line.
+
+Exit codes, for every command: 0 passed, 1 the system under test failed, 2 bad input or usage,
+3 internal error (a bug in Graylink). Every failure summary opens with the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import ScenarioError
+from harness.result import Result
+
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.handler(args))
+    except ScenarioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception:  # noqa: BLE001 - the last line of defence: say it is our bug
+        print("internal error (a bug in Graylink, please report it):", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graylink", description="Deterministic fault-injection testing for replicated systems.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a scenario with a seed and report the verdict")
+    run.add_argument("scenario", help="a scenario YAML file")
+    run.add_argument("--seed", type=_seed, default=None,
+                     help="the seed (default: the scenario's own, else 0)")
+    run.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    run.add_argument("--trace", metavar="FILE", help="write every event of the run as JSONL")
+    run.add_argument("--report-dir", default="reports", metavar="DIR",
+                     help="where the JSON and text reports go (default: reports/); '' for none")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=_validate)
+
+    determinism = commands.add_parser(
+        "check-determinism",
+        help="run a scenario twice in fresh processes (different PYTHONHASHSEED) and compare traces")
+    determinism.add_argument("scenario")
+    determinism.add_argument("--seed", type=_seed, default=None)
+    determinism.set_defaults(handler=_check_determinism)
+    return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
+    return value
+
+
+# -- run -------------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from harness.scenario_loader import load_scenario
+    from harness.simulation import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    result = run_scenario(scenario, args.seed, trace_path=args.trace)
+    written = _write_reports(result, args.report_dir) if args.report_dir else []
+    if args.json:
+        print(json.dumps(result.summary(), indent=2, sort_keys=True))
+    else:
+        print(result.render_text())
+        for path in written:
+            print(f"  report: {path}")
+    return _exit_code(result)
+
+
+def _exit_code(result: Result) -> int:
+    if result.passed:
+        return EXIT_PASSED
+    if result.reason in ("internal-error", "interrupted"):
+        return EXIT_INTERNAL
+    return EXIT_FAILED
+
+
+def _write_reports(result: Result, report_dir: str) -> list[Path]:
+    """The JSON result (everything) and the text summary, named after the scenario and seed."""
+    directory = Path(report_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{_slug(result.scenario)}-seed{result.seed}"
+    json_path, text_path = directory / f"{stem}.json", directory / f"{stem}.txt"
+    json_path.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    text_path.write_text(result.render_text() + "\n")
+    return [text_path, json_path]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "scenario"
+
+
+# -- validate --------------------------------------------------------------------------------------
+def _validate(args: argparse.Namespace) -> int:
+    from harness.scenario_loader import load_scenario
+
+    status = EXIT_PASSED
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = EXIT_BAD_INPUT
+        else:
+            print(f"ok: {path} ({scenario.name}: {len(scenario.topology.nodes)} nodes, "
+                  f"{len(scenario.faults)} scripted faults)")
+    return status
+
+
+# -- check-determinism -----------------------------------------------------------------------------
+def _check_determinism(args: argparse.Namespace) -> int:
+    from harness.scenario_loader import load_scenario
+    from harness.trace import first_divergence
+
+    scenario = load_scenario(args.scenario)  # fail fast, in this process, on bad input
+    seed = scenario.seed if args.seed is None else args.seed
+    with tempfile.TemporaryDirectory(prefix="graylink-determinism-") as scratch:
+        runs = [_run_in_fresh_process(args.scenario, seed, Path(scratch) / f"trace-{i}.jsonl", hs)
+                for i, hs in enumerate(("1", "2"))]
+        for summary, _ in runs:
+            if summary is None:
+                return EXIT_INTERNAL
+        (first, first_trace), (second, second_trace) = runs
+        assert first is not None and second is not None
+        print(f"graylink check-determinism {args.scenario} --seed {seed}")
+        print(f"  run 1 (PYTHONHASHSEED=1): digest {first['trace_digest']}, {first['events']} events")
+        print(f"  run 2 (PYTHONHASHSEED=2): digest {second['trace_digest']}, {second['events']} events")
+        if first["trace_digest"] == second["trace_digest"]:
+            print("deterministic: both runs produced the same trace")
+            return EXIT_PASSED
+        divergence = first_divergence(first_trace, second_trace)
+        print("NOT deterministic: the traces differ")
+        if divergence is not None:
+            print(divergence.describe())
+        return EXIT_FAILED
+
+
+def _run_in_fresh_process(scenario: str, seed: int, trace: Path,
+                          hash_seed: str) -> tuple[dict[str, object] | None, Path]:
+    environment = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    command = [sys.executable, "-m", "harness", "run", scenario, "--seed", str(seed), "--json",
+               "--trace", str(trace), "--report-dir", ""]
+    completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
+    if completed.returncode not in (EXIT_PASSED, EXIT_FAILED):
+        print(f"the run under PYTHONHASHSEED={hash_seed} exited {completed.returncode}:",
+              file=sys.stderr)
+        print(completed.stderr or completed.stdout, file=sys.stderr)
+        return None, trace
+    return json.loads(completed.stdout), trace
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Nodes: the lifecycle of a simulated machine, and the context its program sees.
+
+Theory of operation. A ``Node`` is a machine in an availability zone with a clock, a disk and a program
+(the system under test's code for that node). Its lifecycle:
+
+    running ──crash()──▶ crashed ──restart()──▶ running       (volatile state gone, unsynced disk lost)
+    running ──power_off()──▶ off ──power_on()──▶ running      (as crash, but stays down until powered on)
+    running ──pause()──▶ running+paused ──resume()──▶ running  (a GC stall: nothing runs meanwhile)
+
+Every event that belongs to a node (a timer, a message delivery, an asyncio callback) is owned by it in
+the kernel. A crash increments the node's ``epoch``: the kernel drops every event scheduled in an older
+epoch, so nothing of the old incarnation ever runs again. A pause makes the kernel park the node's due
+events; ``resume()`` puts them back in their original order. Timers set by the node fire by the node's
+local clock; when a clock fault changes that clock, ``clock_changed()`` moves them.
+
+The program is created afresh at every start from the system's factory and talks to the world only
+through ``NodeContext``: that is the whole API a system under test needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.clock import NodeClock
+from harness.errors import Failure, SystemUnderTestError
+from harness.scheduler import Timer
+
+if TYPE_CHECKING:
+    from harness.aio import VirtualEventLoop
+    from harness.disk import Disk
+    from harness.rng import Rng
+    from harness.world import World
+
+__all__ = ["Node", "NodeContext", "NodeProgram", "NodeState"]
+
+
+class NodeState:
+    RUNNING = "running"
+    CRASHED = "crashed"
+    OFF = "off"
+
+
+class NodeProgram(Protocol):
+    """What a system under test runs on a node. Only ``on_message`` is required."""
+
+    def on_message(self, source: str, message: Any) -> None: ...
+
+
+ProgramFactory = Callable[["NodeContext"], NodeProgram]
+
+
+@dataclass(slots=True)
+class NodeStatistics:
+    starts: int = 0
+    crashes: int = 0
+    power_offs: int = 0
+    pauses: int = 0
+    messages_received: int = 0
+    messages_dropped_down: int = 0  # arrived while the node was crashed or off
+    timers_set: int = 0
+
+
+class Node:
+    """A simulated machine. Owned events obey its epoch and pause state (see the module docstring)."""
+
+    def __init__(self, world: World, name: str, az: str, role: str, clock: NodeClock,
+                 disk: Disk, rng: Rng) -> None:
+        self.world = world
+        self.name = name
+        self.az = az
+        self.role = role
+        self.clock = clock
+        self.disk = disk
+        self.rng = rng
+        self.epoch = 0
+        self.paused = False
+        self.parked: list[Timer] = []
+        self.state = NodeState.OFF
+        self.program: NodeProgram | None = None
+        self.context: NodeContext | None = None
+        self.loop: VirtualEventLoop | None = None
+        self.stats = NodeStatistics()
+        self._factory: ProgramFactory | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def is_up(self) -> bool:
+        return self.state == NodeState.RUNNING
+
+    def install(self, factory: ProgramFactory) -> None:
+        """Set the program this node runs from its next start on."""
+        self._factory = factory
+
+    def start(self) -> None:
+        """Boot: a fresh program (from the factory) over whatever the disk durably holds."""
+        if self.state == NodeState.RUNNING:
+            return
+        if self._factory is None:
+            raise RuntimeError(f"node {self.name} has no program installed")
+        self.state = NodeState.RUNNING
+        self.stats.starts += 1
+        self.context = NodeContext(self, self.stats.starts)
+        self.run_in_node(self._boot)
+
+    def _boot(self) -> None:
+        assert self._factory is not None and self.context is not None
+        self.program = self._factory(self.context)
+        on_start = getattr(self.program, "on_start", None)
+        if on_start is not None:
+            on_start()
+
+    def crash(self) -> None:
+        """Process crash: volatile state gone, pending events dropped, unsynced disk writes lost."""
+        if self.state != NodeState.RUNNING:
+            return
+        self._go_down(NodeState.CRASHED)
+        self.stats.crashes += 1
+
+    def power_off(self) -> None:
+        """Power loss: as a crash, and the node stays down until ``power_on``."""
+        if self.state == NodeState.OFF:
+            return
+        self._go_down(NodeState.OFF)
+        self.stats.power_offs += 1
+
+    def restart(self) -> None:
+        """Crash if running, then start again and recover from the disk."""
+        self.crash()
+        self.start()
+
+    def power_on(self) -> None:
+        self.start()
+
+    def _go_down(self, state: str) -> None:
+        self.epoch += 1  # the kernel now drops every event of the old incarnation
+        self.state = state
+        self.paused = False
+        self.parked.clear()
+        self.disk.crash()
+        self.program = None
+        if self.loop is not None:
+            self.loop.abandon()
+            self.loop = None
+
+    def pause(self) -> None:
+        """Stall the node (a GC pause): its events are parked until ``resume``."""
+        if self.state == NodeState.RUNNING and not self.paused:
+            self.paused = True
+            self.stats.pauses += 1
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        parked, self.parked = self.parked, []
+        kernel = self.world.kernel
+        for timer in parked:  # parked in dispatch order: rescheduling keeps that order
+            kernel.reschedule(timer)
+
+    # -- time -----------------------------------------------------------------------------------
+    def local_now_ns(self) -> int:
+        return self.clock.local(self.world.kernel.now_ns)
+
+    def set_timer(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
+                  kind: str = "timer", detail: Any = "") -> Timer:
+        """Fire ``callback(*args)`` when this node's local clock has advanced by ``delay_ns``."""
+        return self.set_timer_at(self.local_now_ns() + max(delay_ns, 0), callback, *args,
+                                 kind=kind, detail=detail)
+
+    def set_timer_at(self, local_deadline_ns: int, callback: Callable[..., Any], *args: Any,
+                     kind: str = "timer", detail: Any = "") -> Timer:
+        """Fire ``callback(*args)`` when this node's local clock reads ``local_deadline_ns``."""
+        self.stats.timers_set += 1
+        timer = self.world.kernel.call_at(self.clock.true_at(local_deadline_ns), self.run_in_node,
+                                          callback, *args, owner=self, kind=kind, detail=detail)
+        timer.local_deadline_ns = local_deadline_ns
+        return timer
+
+    def clock_changed(self) -> None:
+        """Re-time this node's pending local-clock timers after a skew, drift or jump."""
+        kernel = self.world.kernel
+        for timer in kernel.timers_owned_by(self):
+            if timer.local_deadline_ns is not None:
+                kernel.move(timer, self.clock.true_at(timer.local_deadline_ns))
+
+    # -- messages -------------------------------------------------------------------------------
+    def deliver(self, source: str, message: Any) -> None:
+        """Called by the network when a message arrives (in an event owned by this node)."""
+        if self.state != NodeState.RUNNING or self.program is None:
+            self.stats.messages_dropped_down += 1
+            return
+        self.stats.messages_received += 1
+        self.run_in_node(self.program.on_message, source, message)
+
+    def run_in_node(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run node code with this node's event loop as the running loop, if it has one."""
+        loop = self.loop
+        if loop is None:
+            callback(*args)
+            return
+        asyncio._set_running_loop(loop)
+        try:
+            callback(*args)
+        finally:
+            asyncio._set_running_loop(None)
+
+    def event_loop(self) -> VirtualEventLoop:
+        if self.loop is None:
+            from harness.aio import VirtualEventLoop
+
+            self.loop = VirtualEventLoop(self)
+        return self.loop
+
+    def __repr__(self) -> str:
+        flags = " paused" if self.paused else ""
+        return f"Node({self.name!r}, az={self.az!r}, {self.state}{flags}, epoch={self.epoch})"
+
+
+class NodeContext:
+    """Everything a node's program may touch: its identity, clock, network, disk, randomness, tasks.
+
+    A context belongs to one incarnation of the node (one boot). After a crash, its methods become
+    no-ops that raise nothing: the old program's references cannot affect the new incarnation.
+    """
+
+    def __init__(self, node: Node, boot: int) -> None:
+        self._node = node
+        self._epoch = node.epoch
+        self.name = node.name
+        self.az = node.az
+        self.role = node.role
+        self.boot = boot
+        self.disk = node.disk
+        # A fresh stream per boot, derived by name: a restart does not replay the previous boot's draws.
+        self.rng = node.rng.fork(f"boot-{boot}")
+
+    @property
+    def alive(self) -> bool:
+        """True while this incarnation is the node's current one and the node is up."""
+        return self._node.epoch == self._epoch and self._node.is_up
+
+    @property
+    def nodes(self) -> list[str]:
+        """All node names in the topology, sorted."""
+        return self._node.world.node_names()
+
+    def nodes_with_role(self, role: str) -> list[str]:
+        return [n.name for n in self._node.world.nodes.values() if n.role == role]
+
+    def az_of(self, node: str) -> str:
+        return self._node.world.nodes[node].az
+
+    def now_ns(self) -> int:
+        """This node's local clock (skewed, drifting, jumping as faults dictate)."""
+        return self._node.local_now_ns()
+
+    def now_s(self) -> float:
+        return self._node.local_now_ns() / 1e9
+
+    def send(self, destination: str, message: Any, size_bytes: int | None = None) -> None:
+        """Send a message over the simulated network. Fire and forget: it may be lost."""
+        if self.alive:
+            self._node.world.network.send(self.name, destination, message, size_bytes)
+
+    def set_timer(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
+                  kind: str = "timer", detail: Any = "") -> Timer:
+        """Call ``callback(*args)`` after ``delay_ns`` of this node's local time. Returns a handle."""
+        return self._node.set_timer(delay_ns, callback, *args, kind=kind, detail=detail)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine on this node's virtual-time event loop. An escaping exception fails the run."""
+        return self._node.event_loop().create_task(coroutine, name=name)
+
+    def log(self, kind: str, detail: Any = "") -> None:
+        """Put an application event into the trace (and so into the digest and the report)."""
+        self._node.world.kernel.trace.record((self._node.world.kernel.now_ns, self.name, kind, detail))
+
+    def fail(self, message: str, *evidence: str) -> None:
+        """Report that the system under test broke one of its own invariants. Stops the run."""
+        kernel = self._node.world.kernel
+        raise SystemUnderTestError(Failure("invariant", message, kernel.now_ns, self.name, evidence))

@@ -1,0 +1,91 @@
+"""The result of one run: verdict, evidence, metrics, digest and the recipe to reproduce it.
+
+A ``Result`` is plain data. ``to_dict()`` gives everything a report needs (and ``graylink replay`` needs
+to re-run it); its first line in every text rendering is the command that reproduces the run.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.errors import Failure
+from harness.timeline import AppliedFault
+
+__all__ = ["Result", "reproduce_command"]
+
+# Why a run ended, beyond the kernel's own stop reasons.
+VERDICT_PASSED = "passed"
+
+
+def reproduce_command(source: str | None, seed: int) -> str:
+    target = shlex.quote(source) if source else "<scenario.yaml>"
+    return f"graylink run {target} --seed {seed}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one run of a scenario with one seed did."""
+
+    scenario: str
+    source: str | None
+    seed: int
+    passed: bool
+    reason: str  # how the run ended: "completed", "failure", "step-limit", "interrupted", "internal-error"
+    failures: tuple[Failure, ...]
+    metrics: dict[str, float]
+    trace_digest: str
+    sim_time_s: float
+    wall_time_s: float
+    events: int
+    faults: tuple[AppliedFault, ...] = ()
+    statistics: dict[str, Any] = field(default_factory=dict)
+    trace_tail: tuple[str, ...] = ()  # the last events before the end, for failure reports
+
+    @property
+    def reproduce(self) -> str:
+        return reproduce_command(self.source, self.seed)
+
+    @property
+    def internal_error(self) -> bool:
+        return self.reason == "internal-error"
+
+    def summary(self) -> dict[str, Any]:
+        """The machine-readable summary ``graylink run --json`` prints."""
+        return {"scenario": self.scenario, "seed": self.seed, "passed": self.passed,
+                "reason": self.reason, "metrics": self.metrics, "trace_digest": self.trace_digest,
+                "sim_time_s": self.sim_time_s, "wall_time_s": self.wall_time_s,
+                "events": self.events, "reproduce": self.reproduce,
+                "failures": [failure.describe() for failure in self.failures]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as JSON-ready data."""
+        data = asdict(self)
+        data["reproduce"] = self.reproduce
+        return data
+
+    def render_text(self) -> str:
+        """A readable summary whose first line reproduces the run."""
+        verdict = "PASSED" if self.passed else ("INTERNAL ERROR" if self.internal_error else "FAILED")
+        lines = [self.reproduce,
+                 f"{verdict}: {self.scenario} (seed {self.seed}) - {self.reason}",
+                 f"  simulated {self.sim_time_s:.3f}s in {self.wall_time_s:.3f}s wall, "
+                 f"{self.events} events, trace digest {self.trace_digest}"]
+        if self.faults:
+            lines.append(f"  faults: {len(self.faults)} applied")
+            for applied in self.faults[:20]:
+                end = f" until {applied.ended_ns / 1e9:.3f}s" if applied.ended_ns is not None else ""
+                lines.append(f"    {applied.started_ns / 1e9:9.3f}s {applied.description}{end}")
+            if len(self.faults) > 20:
+                lines.append(f"    ... and {len(self.faults) - 20} more")
+        if self.metrics:
+            lines.append("  metrics:")
+            lines.extend(f"    {name} = {value:g}" if isinstance(value, (int, float))
+                         else f"    {name} = {value}" for name, value in sorted(self.metrics.items()))
+        for failure in self.failures:
+            lines.append("  " + failure.describe().replace("\n", "\n  "))
+        if self.failures and self.trace_tail:
+            lines.append("  last events before the end:")
+            lines.extend(f"    {line}" for line in self.trace_tail[-10:])
+        return "\n".join(lines)

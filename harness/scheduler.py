@@ -1,0 +1,227 @@
+"""The kernel: one event queue, virtual time, and the loop that dispatches events.
+
+Theory of operation. True time is an integer count of nanoseconds. Every event in a run (a message
+delivery, a timer, an asyncio callback, a fault) is a ``Timer`` in one binary heap ordered by
+``(time_ns, sequence)``; the sequence number is a counter, so ties are broken by scheduling order and
+never by ``id()``, ``hash()`` or set order. ``run()`` pops events in that order, advances ``now_ns``,
+records each event in the trace and calls it. That loop, ``Kernel.run``, is the whole scheduler.
+
+Events may be owned by a node (any object with ``name``, ``epoch``, ``paused`` and ``parked``). The
+kernel enforces two rules for owned events, so that no layer above has to:
+- an event scheduled in an earlier epoch of its node (before a crash) is dropped, never dispatched;
+- an event due while its node is paused is parked on the node; the node re-schedules parked events
+  when it resumes.
+
+Limits: ``run(until_ns=…, max_steps=…)`` always returns, with the reason it stopped. An exception that
+escapes an owned event is a failure of the system under test (it stops the run and is reported); an
+exception that escapes an unowned (harness) event is an internal error and propagates.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from harness.errors import AmbientNondeterminismError, Failure, InternalError, SystemUnderTestError
+from harness.trace import Trace
+
+__all__ = ["Kernel", "Timer", "RunOutcome", "EventOwner", "StopReason"]
+
+StopReason = str  # "quiescent" | "until" | "max_steps" | "failure" | "stopped"
+
+
+class EventOwner(Protocol):
+    """What the kernel needs of a node that owns events."""
+
+    name: str
+    epoch: int
+    paused: bool
+    parked: list[Timer]
+
+
+class Timer:
+    """A scheduled event. ``cancel()`` is O(1): the kernel skips cancelled timers when it pops them."""
+
+    __slots__ = ("time_ns", "callback", "args", "owner", "epoch", "kind", "detail", "cancelled",
+                 "local_deadline_ns")
+
+    def __init__(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
+                 owner: EventOwner | None, kind: str, detail: Any) -> None:
+        self.time_ns = time_ns
+        # Set for timers that fire by their node's local clock; a clock change moves them.
+        self.local_deadline_ns: int | None = None
+        self.callback = callback
+        self.args = args
+        self.owner = owner
+        self.epoch = owner.epoch if owner is not None else 0
+        self.kind = kind
+        self.detail = detail
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        owner = self.owner.name if self.owner is not None else None
+        return f"Timer(t={self.time_ns}, owner={owner}, kind={self.kind!r}, detail={self.detail!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """Why and when ``Kernel.run`` returned."""
+
+    reason: StopReason
+    time_ns: int
+    steps: int
+    failure: Failure | None = None
+
+
+class Kernel:
+    """The scheduler. Owns true time, the event queue and the trace; knows nothing of networks."""
+
+    def __init__(self, trace: Trace | None = None) -> None:
+        self.now_ns = 0
+        self.trace = trace if trace is not None else Trace()
+        self._heap: list[tuple[int, int, Timer]] = []
+        self._sequence = itertools.count()
+        self._stop_reason: StopReason | None = None
+        self._current: Timer | None = None  # the event being dispatched, if any
+        self.failure: Failure | None = None
+        self.steps = 0
+        self.dropped_stale = 0  # events dropped because their node crashed after scheduling them
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def call_at(self, time_ns: int, callback: Callable[..., Any], *args: Any,
+                owner: EventOwner | None = None, kind: str = "call", detail: Any = "") -> Timer:
+        """Schedule ``callback(*args)`` at true time ``time_ns`` (never in the past)."""
+        if time_ns < self.now_ns:
+            time_ns = self.now_ns  # a deadline already passed fires now; time never goes backwards
+        timer = Timer(time_ns, callback, args, owner, kind, detail)
+        heapq.heappush(self._heap, (time_ns, next(self._sequence), timer))
+        return timer
+
+    def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
+                   owner: EventOwner | None = None, kind: str = "call", detail: Any = "") -> Timer:
+        """Schedule ``callback(*args)`` after ``delay_ns`` of true time."""
+        if delay_ns < 0:
+            raise InternalError(f"negative delay {delay_ns} ns for {kind} {detail!r}")
+        return self.call_at(self.now_ns + delay_ns, callback, *args, owner=owner, kind=kind,
+                            detail=detail)
+
+    def reschedule(self, timer: Timer) -> None:
+        """Put an existing (e.g. parked) timer back on the queue at ``max(its time, now)``."""
+        timer.time_ns = max(timer.time_ns, self.now_ns)
+        heapq.heappush(self._heap, (timer.time_ns, next(self._sequence), timer))
+
+    def move(self, timer: Timer, time_ns: int) -> None:
+        """Move a pending timer to a new true time (e.g. after its node's clock changed).
+
+        The old heap entry stays behind and is skipped when popped, because its time no longer
+        matches the timer's. Moving to the same time is a no-op (two live entries would fire twice).
+        """
+        time_ns = max(time_ns, self.now_ns)
+        if time_ns == timer.time_ns or timer.cancelled:
+            return
+        timer.time_ns = time_ns
+        heapq.heappush(self._heap, (time_ns, next(self._sequence), timer))
+
+    def timers_owned_by(self, owner: EventOwner) -> list[Timer]:
+        """Live timers of ``owner`` in queue order (deterministic: sorted by time and sequence)."""
+        entries = sorted(entry for entry in self._heap
+                         if entry[2].owner is owner and not entry[2].cancelled
+                         and entry[0] == entry[2].time_ns and entry[2].epoch == owner.epoch)
+        return [timer for _, _, timer in entries]
+
+    def pending(self) -> int:
+        """Events on the queue, including cancelled ones not yet popped."""
+        return len(self._heap)
+
+    # -- stopping -----------------------------------------------------------------------------
+    def stop(self, reason: StopReason = "stopped") -> None:
+        """End the run after the current event."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+
+    def fail(self, failure: Failure) -> None:
+        """Record a failure of the system under test and stop. The first failure wins."""
+        if self.failure is None:
+            self.failure = failure
+        self.stop("failure")
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self, *, until_ns: int | None = None, max_steps: int | None = None) -> RunOutcome:
+        """Dispatch events in (time, sequence) order until a limit, a failure, or an empty queue."""
+        self._stop_reason = None if self._stop_reason != "failure" else "failure"
+        step_limit = self.steps + max_steps if max_steps is not None else None
+        while self._stop_reason is None:
+            try:
+                self._dispatch_until(until_ns, step_limit)
+            except Exception as error:  # noqa: BLE001 - classified below: SUT failure or harness bug
+                self._on_exception(error)
+        self._current = None  # between runs no event is being dispatched (the sandbox relies on it)
+        self.trace.maybe_fold()
+        return RunOutcome(self._stop_reason, self.now_ns, self.steps, self.failure)
+
+    def _dispatch_until(self, until_ns: int | None, step_limit: int | None) -> None:
+        # The hot loop. Local names for speed; keep it small enough to read in one sitting.
+        heap = self._heap
+        pop = heapq.heappop
+        record = self.trace.record
+        fold = self.trace.maybe_fold
+        while self._stop_reason is None:
+            if not heap:
+                self._stop_reason = "quiescent"
+                return
+            if step_limit is not None and self.steps >= step_limit:
+                self._stop_reason = "max_steps"
+                return
+            time_ns, _, timer = pop(heap)
+            if timer.cancelled or time_ns != timer.time_ns:
+                continue  # cancelled, or a stale entry left behind by ``move``
+            if until_ns is not None and time_ns > until_ns:
+                heapq.heappush(heap, (time_ns, next(self._sequence), timer))
+                self.now_ns = max(self.now_ns, until_ns)
+                self._stop_reason = "until"
+                return
+            owner = timer.owner
+            if owner is not None:
+                if timer.epoch != owner.epoch:
+                    self.dropped_stale += 1
+                    continue
+                if owner.paused:
+                    owner.parked.append(timer)
+                    continue
+                record((time_ns, owner.name, timer.kind, timer.detail))
+            else:
+                record((time_ns, None, timer.kind, timer.detail))
+            self.now_ns = time_ns
+            self.steps += 1
+            if not self.steps & 1023:
+                fold()
+            self._current = timer
+            timer.callback(*timer.args)
+
+    def _on_exception(self, error: BaseException) -> None:
+        timer = self._current
+        self._current = None
+        if isinstance(error, SystemUnderTestError):
+            self.fail(error.failure)
+            return
+        owner = timer.owner if timer is not None else None
+        if owner is None and not isinstance(error, AmbientNondeterminismError):
+            raise error  # an unowned event is harness code: a harness bug must not look like a SUT bug
+        kind = "ambient-nondeterminism" if isinstance(error, AmbientNondeterminismError) else "exception"
+        self.fail(Failure(kind=kind, message=f"{type(error).__name__}: {error}",
+                          time_ns=self.now_ns, node=owner.name if owner else None,
+                          evidence=_traceback_lines(error)))
+
+
+def _traceback_lines(error: BaseException, limit: int = 8) -> tuple[str, ...]:
+    import traceback
+
+    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    text = "".join(lines).rstrip().splitlines()
+    return tuple(text[-2 * limit :])
