@@ -11,8 +11,10 @@ pauses park it. The node layer sets this loop as the running loop while the node
 
 A loop lives as long as one incarnation of its node. On a crash the node calls ``abandon()``: pending
 events are dropped by the kernel (their epoch is stale), and the tasks are forgotten without the "Task
-was destroyed but it is pending" noise. An exception escaping a task, or reaching the exception handler,
-is a failure of the system under test: it stops the run, with the node and the time.
+was destroyed but it is pending" noise; the closed loop schedules nothing more. An exception escaping a
+task that nobody retrieves (by awaiting the task, ``gather``, ``wait_for``, a ``TaskGroup``…) at the
+instant it is raised, or reaching the exception handler, is a failure of the system under test: it
+stops the run, with the node and the time.
 
 Determinism: task names default to ``<node>#<boot>/task-<n>`` from a per-loop counter (asyncio's own
 default uses a process-wide counter, which would differ between runs in one process).
@@ -67,6 +69,9 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
         handle = _KernelHandle(0.0, callback, args, self, context)
+        if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
+            handle._kernel_timer = None
+            return handle
         handle._kernel_timer = self._kernel.call_at(
             self._kernel.now_ns, self._node.run_in_node, handle._run, owner=self._node,
             kind="aio", detail=_describe(callback))
@@ -75,6 +80,9 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         handle = _KernelHandle(when, callback, args, self, context)
+        if self._closed:  # as in ``call_soon``
+            handle._kernel_timer = None
+            return handle
         local_deadline_ns = round(when * _NS_PER_S)
         handle._kernel_timer = self._node.set_timer_at(
             local_deadline_ns, handle._run, kind="aio-timer", detail=_describe(callback))
@@ -102,11 +110,16 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         number = self._task_counter
         if name is None:
             name = f"{self._prefix}/task-{number}"
+        if self._closed:
+            coro.close()  # a crashed incarnation spawning: the coroutine never starts (nor warns)
         if self._task_factory is not None:
             task = self._task_factory(self, coro, context=context)
             task.set_name(name)
         else:
             task = asyncio.Task(coro, loop=self, name=name, context=context)
+        if self._closed:
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+            return task
         self._tasks[number] = task
         task.add_done_callback(lambda done: self._on_task_done(number, done))
         return task
@@ -119,11 +132,18 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     def _on_task_done(self, number: int, task: asyncio.Task[Any]) -> None:
         self._tasks.pop(number, None)
-        if task.cancelled():
-            return
-        error = task.exception()  # retrieving it also silences asyncio's "never retrieved" warning
-        if error is not None:
-            self._fail(f"task {task.get_name()!r} raised", error)
+        if not task._log_traceback:  # type: ignore[attr-defined]
+            return  # succeeded, cancelled, or its exception was already retrieved
+        # Whoever awaits the task (a parent, gather, wait_for, a TaskGroup) retrieves the exception
+        # in callbacks run at this same instant. One still unretrieved a nanosecond later escaped.
+        now_ns = self._kernel.now_ns
+        self._kernel.call_at(now_ns + 1, self._check_retrieved, task, now_ns, owner=self._node,
+                             kind="aio-unretrieved", detail=task.get_name())
+
+    def _check_retrieved(self, task: asyncio.Task[Any], raised_at_ns: int) -> None:
+        if task._log_traceback:  # type: ignore[attr-defined]
+            # Retrieving it also silences asyncio's "exception was never retrieved" log.
+            self._fail(f"task {task.get_name()!r} raised", task.exception(), raised_at_ns)
 
     # -- errors ------------------------------------------------------------------------------------
     def call_exception_handler(self, context: dict[str, Any]) -> None:
@@ -141,7 +161,8 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
     def get_exception_handler(self) -> None:
         return None
 
-    def _fail(self, message: str, error: BaseException | None) -> None:
+    def _fail(self, message: str, error: BaseException | None,
+              time_ns: int | None = None) -> None:
         if isinstance(error, SystemUnderTestError):
             self._kernel.fail(error.failure)
             return
@@ -152,14 +173,22 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
             from harness.scheduler import _traceback_lines
 
             evidence = _traceback_lines(error)
-        self._kernel.fail(Failure(kind, detail, self._kernel.now_ns, self._node.name, evidence))
+        time_ns = self._kernel.now_ns if time_ns is None else time_ns
+        self._kernel.fail(Failure(kind, detail, time_ns, self._node.name, evidence))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def abandon(self) -> None:
-        """The node crashed: forget every task without running or warning about it again."""
+        """The node crashed: forget every task without running or warning about it again.
+
+        The tasks are kept alive on the node (its ``graveyard``) for as long as the world lives:
+        were they garbage-collected, Python would close their coroutines, running ``finally`` blocks
+        of the dead incarnation at whatever moment the collector chose. Once closed, this loop
+        schedules nothing, so old code kept alive by a reference cannot reach the new incarnation.
+        """
         self._closed = True
         for task in self._tasks.values():
             task._log_destroy_pending = False  # type: ignore[attr-defined]
+        self._node.graveyard.extend(self._tasks.values())
         self._tasks.clear()
 
     def get_debug(self) -> bool:

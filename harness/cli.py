@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERNAL
+    except BrokenPipeError:  # the reader went away (e.g. piped into head): not an error of ours
+        sys.stderr.close()
+        return EXIT_PASSED
     except Exception:  # noqa: BLE001 - the last line of defence: say it is our bug
         print("internal error (a bug in Graylink, please report it):", file=sys.stderr)
         traceback.print_exc()

@@ -48,11 +48,11 @@ class Fault:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """``crash(node=n1, duration_s=2)``: the YAML spelling, without fields left at None."""
+        """``crash(node=n1, duration_s=2)``: the fields that differ from their defaults."""
         parts = []
         for item in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, item.name)
-            if value is None or value == ():
+            if value is None or value == () or value == item.default:
                 continue
             if isinstance(value, float):
                 value = f"{value:g}"

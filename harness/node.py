@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.clock import NodeClock
-from harness.errors import Failure, SystemUnderTestError
-from harness.scheduler import Timer
+from harness.errors import AmbientNondeterminismError, Failure, SystemUnderTestError
+from harness.scheduler import Timer, _traceback_lines
 
 if TYPE_CHECKING:
     from harness.aio import VirtualEventLoop
@@ -83,6 +83,8 @@ class Node:
         self.context: NodeContext | None = None
         self.loop: VirtualEventLoop | None = None
         self.stats = NodeStatistics()
+        # asyncio tasks of crashed incarnations, kept alive so their cleanup code never runs mid-run.
+        self.graveyard: list[asyncio.Task[Any]] = []
         self._factory: ProgramFactory | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -103,7 +105,15 @@ class Node:
         self.state = NodeState.RUNNING
         self.stats.starts += 1
         self.context = NodeContext(self, self.stats.starts)
-        self.run_in_node(self._boot)
+        try:
+            self.run_in_node(self._boot)
+        except (SystemUnderTestError, AmbientNondeterminismError):
+            raise
+        except Exception as error:
+            # Booting may run in a harness event (a restart fault): the error is still the system's.
+            failure = Failure("exception", f"on_start raised {type(error).__name__}: {error}",
+                              self.world.kernel.now_ns, self.name, _traceback_lines(error))
+            raise SystemUnderTestError(failure) from error
 
     def _boot(self) -> None:
         assert self._factory is not None and self.context is not None
@@ -236,6 +246,7 @@ class NodeContext:
         self.disk = node.disk
         # A fresh stream per boot, derived by name: a restart does not replay the previous boot's draws.
         self.rng = node.rng.fork(f"boot-{boot}")
+        self._loop: VirtualEventLoop | None = None  # this incarnation's loop, once it spawns
 
     @property
     def alive(self) -> bool:
@@ -268,17 +279,36 @@ class NodeContext:
     def set_timer(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
                   kind: str = "timer", detail: Any = "") -> Timer:
         """Call ``callback(*args)`` after ``delay_ns`` of this node's local time. Returns a handle."""
+        if not self.alive:  # an old incarnation: a handle that never fires
+            timer = Timer(self._node.world.kernel.now_ns, callback, args, None, kind, detail)
+            timer.cancel()
+            return timer
         return self._node.set_timer(delay_ns, callback, *args, kind=kind, detail=detail)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run a coroutine on this node's virtual-time event loop. An escaping exception fails the run."""
-        return self._node.event_loop().create_task(coroutine, name=name)
+        if self._loop is None:
+            self._loop = self._node.event_loop() if self.alive else _closed_loop(self._node)
+        return self._loop.create_task(coroutine, name=name)  # a closed loop never runs it
 
     def log(self, kind: str, detail: Any = "") -> None:
         """Put an application event into the trace (and so into the digest and the report)."""
-        self._node.world.kernel.trace.record((self._node.world.kernel.now_ns, self.name, kind, detail))
+        if self.alive:
+            kernel = self._node.world.kernel
+            kernel.trace.record((kernel.now_ns, self.name, kind, detail))
 
     def fail(self, message: str, *evidence: str) -> None:
         """Report that the system under test broke one of its own invariants. Stops the run."""
         kernel = self._node.world.kernel
-        raise SystemUnderTestError(Failure("invariant", message, kernel.now_ns, self.name, evidence))
+        failure = Failure("invariant", message, kernel.now_ns, self.name, evidence)
+        kernel.fail(failure)  # at once: code that catches the exception below cannot hide it
+        raise SystemUnderTestError(failure)
+
+
+def _closed_loop(node: Node) -> VirtualEventLoop:
+    """A loop for a crashed incarnation that never spawned while alive: it runs nothing."""
+    from harness.aio import VirtualEventLoop
+
+    loop = VirtualEventLoop(node)
+    loop.abandon()
+    return loop

@@ -15,8 +15,8 @@ from harness.timeline import AppliedFault
 
 __all__ = ["Result", "reproduce_command"]
 
-# Why a run ended, beyond the kernel's own stop reasons.
-VERDICT_PASSED = "passed"
+# Failures raised while events were dispatched: the last events of the trace are their context.
+_DURING_RUN = ("exception", "ambient-nondeterminism", "invariant", "step-limit")
 
 
 def reproduce_command(source: str | None, seed: int) -> str:
@@ -85,7 +85,8 @@ class Result:
                          else f"    {name} = {value}" for name, value in sorted(self.metrics.items()))
         for failure in self.failures:
             lines.append("  " + failure.describe().replace("\n", "\n  "))
-        if self.failures and self.trace_tail:
+        during_run = any(f.kind in _DURING_RUN for f in self.failures)
+        if during_run and self.trace_tail:
             lines.append("  last events before the end:")
             lines.extend(f"    {line}" for line in self.trace_tail[-10:])
         return "\n".join(lines)

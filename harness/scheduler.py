@@ -45,12 +45,15 @@ class EventOwner(Protocol):
 class Timer:
     """A scheduled event. ``cancel()`` is O(1): the kernel skips cancelled timers when it pops them."""
 
-    __slots__ = ("time_ns", "callback", "args", "owner", "epoch", "kind", "detail", "cancelled",
-                 "local_deadline_ns")
+    __slots__ = ("time_ns", "sequence", "callback", "args", "owner", "epoch", "kind", "detail",
+                 "cancelled", "local_deadline_ns")
 
     def __init__(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
                  owner: EventOwner | None, kind: str, detail: Any) -> None:
         self.time_ns = time_ns
+        # The sequence number of the timer's one live heap entry; entries left behind by ``move``
+        # carry older numbers and are skipped when popped.
+        self.sequence = -1
         # Set for timers that fire by their node's local clock; a clock change moves them.
         self.local_deadline_ns: int | None = None
         self.callback = callback
@@ -87,6 +90,8 @@ class Kernel:
         self.trace = trace if trace is not None else Trace()
         self._heap: list[tuple[int, int, Timer]] = []
         self._sequence = itertools.count()
+        # Numbers for rescheduled (parked) timers: below every ordinary one, see ``reschedule``.
+        self._early_sequence = itertools.count(-(2**62))
         self._stop_reason: StopReason | None = None
         self._current: Timer | None = None  # the event being dispatched, if any
         self.failure: Failure | None = None
@@ -100,7 +105,8 @@ class Kernel:
         if time_ns < self.now_ns:
             time_ns = self.now_ns  # a deadline already passed fires now; time never goes backwards
         timer = Timer(time_ns, callback, args, owner, kind, detail)
-        heapq.heappush(self._heap, (time_ns, next(self._sequence), timer))
+        timer.sequence = sequence = next(self._sequence)
+        heapq.heappush(self._heap, (time_ns, sequence, timer))
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
@@ -112,27 +118,36 @@ class Kernel:
                             detail=detail)
 
     def reschedule(self, timer: Timer) -> None:
-        """Put an existing (e.g. parked) timer back on the queue at ``max(its time, now)``."""
+        """Put a popped (e.g. parked) timer back on the queue at ``max(its time, now)``.
+
+        Rescheduled timers are numbered from a counter that runs below every ordinary sequence
+        number, so a parked event, which was due before anything still queued, runs before every
+        event queued for the same time, in the order it was rescheduled (a message parked by a pause
+        is still delivered before a later one on the same link that is due at the resume time).
+        """
         timer.time_ns = max(timer.time_ns, self.now_ns)
-        heapq.heappush(self._heap, (timer.time_ns, next(self._sequence), timer))
+        timer.sequence = sequence = next(self._early_sequence)
+        heapq.heappush(self._heap, (timer.time_ns, sequence, timer))
 
     def move(self, timer: Timer, time_ns: int) -> None:
         """Move a pending timer to a new true time (e.g. after its node's clock changed).
 
-        The old heap entry stays behind and is skipped when popped, because its time no longer
-        matches the timer's. Moving to the same time is a no-op (two live entries would fire twice).
+        The old heap entry stays behind and is skipped when popped, because its sequence number no
+        longer matches the timer's (comparing times would not do: a timer moved away and back would
+        have two live entries and fire twice).
         """
         time_ns = max(time_ns, self.now_ns)
         if time_ns == timer.time_ns or timer.cancelled:
             return
         timer.time_ns = time_ns
-        heapq.heappush(self._heap, (time_ns, next(self._sequence), timer))
+        timer.sequence = sequence = next(self._sequence)
+        heapq.heappush(self._heap, (time_ns, sequence, timer))
 
     def timers_owned_by(self, owner: EventOwner) -> list[Timer]:
         """Live timers of ``owner`` in queue order (deterministic: sorted by time and sequence)."""
         entries = sorted(entry for entry in self._heap
                          if entry[2].owner is owner and not entry[2].cancelled
-                         and entry[0] == entry[2].time_ns and entry[2].epoch == owner.epoch)
+                         and entry[1] == entry[2].sequence and entry[2].epoch == owner.epoch)
         return [timer for _, _, timer in entries]
 
     def pending(self) -> int:
@@ -178,11 +193,11 @@ class Kernel:
             if step_limit is not None and self.steps >= step_limit:
                 self._stop_reason = "max_steps"
                 return
-            time_ns, _, timer = pop(heap)
-            if timer.cancelled or time_ns != timer.time_ns:
+            time_ns, sequence, timer = pop(heap)
+            if timer.cancelled or sequence != timer.sequence:
                 continue  # cancelled, or a stale entry left behind by ``move``
             if until_ns is not None and time_ns > until_ns:
-                heapq.heappush(heap, (time_ns, next(self._sequence), timer))
+                heapq.heappush(heap, (time_ns, sequence, timer))  # unchanged: keeps its tie order
                 self.now_ns = max(self.now_ns, until_ns)
                 self._stop_reason = "until"
                 return

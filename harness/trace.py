@@ -1,13 +1,18 @@
 """The trace: every dispatched event, folded into a running digest.
 
 Theory of operation. The kernel calls ``record(time_ns, node, kind, detail)`` once per dispatched event.
-Records are buffered as tuples and folded into a BLAKE2b digest a batch at a time (hashing one record
-at a time would dominate the kernel's cost). Folding in batches gives the same digest as folding one
-by one would, because the digest is defined over the concatenation of the batches' canonical text.
+Records are buffered as tuples and folded into a BLAKE2b digest a chunk at a time (hashing one record
+at a time would dominate the kernel's cost). The digest is defined over fixed chunks of the record
+sequence, records ``[0, 2048)``, ``[2048, 4096)``, … and the last, partial chunk, each encoded whole with
+``marshal`` version 2: that version writes values only (no back-references, so how objects are shared
+leaves no mark) and is many times faster than ``repr``. Because chunk boundaries depend only on record
+numbers, reading the digest mid-run or running in pieces does not change it: ``digest()`` hashes the
+partial chunk into a copy of the running hash. A chunk holding something ``marshal`` refuses (an object
+of a class of its own) is encoded as ``repr`` lines instead.
 
 Determinism rule for callers: ``node``, ``kind`` and ``detail`` must be built only from ``str``, ``int``,
-``float``, ``bool``, ``None`` and tuples of these, whose ``repr`` is stable across processes. Never put an
-object whose ``repr`` shows its ``id()`` into a trace.
+``float``, ``bool``, ``None`` and tuples of these, whose encoding is stable across processes. Never put
+a set (its order depends on ``PYTHONHASHSEED``) or an object whose ``repr`` shows its ``id()`` into a trace.
 
 When a path is given, every record is also written as one JSON line (``{"i", "t_ns", "node", "kind",
 "detail"}``); ``first_divergence`` compares two such files.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +31,8 @@ from typing import IO, Any
 
 __all__ = ["Trace", "TraceRecord", "Divergence", "first_divergence", "read_trace"]
 
-_BATCH = 2048
+_BATCH = 2048  # records per digest chunk; the kernel asks for a fold every 1024 events
+_MARSHAL_VALUES_ONLY = 2  # the last marshal version without back-references
 TraceRecord = tuple[int, "str | None", str, Any]
 
 
@@ -34,7 +41,8 @@ class Trace:
 
     def __init__(self, path: str | Path | None = None, *, tail: int = 200) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
-        self._buffer: list[TraceRecord] = []
+        self._buffer: list[TraceRecord] = []  # recorded, not yet folded
+        self._unhashed: list[TraceRecord] = []  # folded, waiting for their chunk to fill up
         self.count = 0
         self._tail: deque[TraceRecord] = deque(maxlen=tail)  # the last events, for failure reports
         self._file: IO[str] | None = open(path, "w", encoding="utf-8") if path else None
@@ -44,7 +52,6 @@ class Trace:
         buffer = self._buffer
         if not buffer:
             return
-        self._hash.update(repr(buffer).encode())
         self._tail.extend(buffer[-self._tail.maxlen :] if self._tail.maxlen else ())
         if self._file is not None:
             base = self.count
@@ -54,7 +61,13 @@ class Trace:
                         "detail": _jsonable(detail)}
                 write(json.dumps(line, separators=(",", ":")) + "\n")
         self.count += len(buffer)
+        unhashed = self._unhashed
+        unhashed += buffer
         buffer.clear()
+        full = len(unhashed) - len(unhashed) % _BATCH
+        for start in range(0, full, _BATCH):
+            self._hash.update(_encode(unhashed[start : start + _BATCH]))
+        del unhashed[:full]
 
     def maybe_fold(self) -> None:
         """Called by the kernel every few events; folds when the buffer is full."""
@@ -64,7 +77,10 @@ class Trace:
     def digest(self) -> str:
         """The hex digest of everything recorded so far."""
         self._fold()
-        return self._hash.hexdigest()
+        digest = self._hash.copy()  # the partial chunk is hashed again once it is full
+        if self._unhashed:
+            digest.update(_encode(self._unhashed))
+        return digest.hexdigest()
 
     def events(self) -> int:
         return self.count + len(self._buffer)
@@ -79,6 +95,14 @@ class Trace:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _encode(records: list[TraceRecord]) -> bytes:
+    """One chunk's canonical bytes (see the module docstring)."""
+    try:
+        return marshal.dumps(records, _MARSHAL_VALUES_ONLY)
+    except ValueError:  # an object marshal cannot write: its repr must be stable (see the rule above)
+        return ("\n".join(map(repr, records)) + "\n").encode()
 
 
 def _jsonable(detail: Any) -> Any:

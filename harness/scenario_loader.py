@@ -1,0 +1,351 @@
+"""YAML scenarios: text or file → a validated ``Scenario``, and a ``Scenario`` back to YAML.
+
+Theory of operation. The text is composed into PyYAML nodes (no Python object is ever constructed
+from it) and read section by section with a ``NodeReader`` (``harness.yaml_nodes``), which types
+each value by the dataclass field it fills and locates every error: file, line, column, field path,
+the bad value and what is allowed. The header (name, seed, phases) comes first, then the topology,
+whose node and AZ names every later section may refer to; then the network, disk, system, scripted
+faults, random faults and limits. Nothing is accepted silently: unknown keys, duplicate keys,
+ambiguous YAML 1.1 spellings, references to unknown nodes and faults outside the fault phase are all
+errors.
+
+The format::
+
+    name: register-primary-crash          # required
+    description: |                        # optional
+      The story ...
+    seed: 7                               # default seed (int >= 0; default 0)
+    duration_s: 30                        # fault phase length, > 0 (default 60)
+    heal_s: 10                            # heal phase length, >= 0 (default 30)
+    topology:                             # required: AZ name -> its nodes, in order
+      az-a: [n1, {name: c1, role: client}] # a node is a name (role "server") or {name, role}
+      az-b: [n2]
+    network: {delay_ms_min: 1, delay_ms_max: 5}  # fields of harness.network.LinkConfig
+    disk: {fsync_latency_ms: 2}                  # fields of harness.disk.DiskConfig
+    system:                                      # required
+      use: systems.register:RegisterSystem       # "module:Class", imported to validate it
+      config: {ack_before_fsync: false}          # the class's nested Config dataclass, else a dict
+    faults:                                      # scripted faults: at_s plus one fault kind
+      - {at_s: 5, crash: {node: n1, duration_s: 3}}
+    random_faults: {crash_per_minute: 2}         # fields of FaultProfile
+    limits: {max_steps: 1000000}                 # fields of RunLimits
+
+When the system class has a ``Config`` dataclass, ``system.config`` is validated against it and the
+system receives an instance, built from its defaults when ``config`` is absent. ``scenario_to_yaml``
+writes this format back, leaving out every value equal to its default, so that
+``parse_scenario(scenario_to_yaml(s))`` equals ``s`` (apart from ``source``) for any scenario the
+format can express: topology nodes grouped by AZ, and a system config that is a dataclass or a dict
+with string keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from harness.disk import DiskConfig
+from harness.errors import ScenarioError
+from harness.faults import FAULT_KINDS, Fault, GrayLinkFault, Partition
+from harness.network import LinkConfig
+from harness.params import param
+from harness.scenario import RunLimits, Scenario, SystemSpec
+from harness.system import resolve_system_class
+from harness.timeline import FaultProfile, ScheduledFault
+from harness.world import NodeSpec, Topology
+from harness.yaml_nodes import Entries, NodeReader, compose, describe_node, join_path
+
+__all__ = ["load_scenario", "parse_scenario", "scenario_to_yaml"]
+
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Scenario)}
+_SECTIONS = ("name", "description", "seed", "duration_s", "heal_s", "topology", "network", "disk",
+             "system", "faults", "random_faults", "limits")
+_REQUIRED = ("name", "topology", "system")
+_WILDCARDS: dict[type, tuple[str, ...]] = {GrayLinkFault: ("source", "destination")}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Header:
+    """The scalar top-level keys of a scenario."""
+
+    name: str = param("the scenario's name, shown in reports")
+    description: str = param("the failure story the scenario tells", _DEFAULTS["description"])
+    seed: int = param("the seed used when none is given on the command line", _DEFAULTS["seed"],
+                      minimum=0)
+    duration_s: float = param("length of the fault phase", _DEFAULTS["duration_s"], minimum=0,
+                              exclusive_minimum=True)
+    heal_s: float = param("length of the heal phase", _DEFAULTS["heal_s"], minimum=0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _NodeEntry:
+    """A node of the topology written as a mapping."""
+
+    name: str = param("the node's unique name")
+    role: str = param("free-form role; systems tell servers from clients by it", "server")
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate the scenario file at ``path``; every problem is a ``ScenarioError``."""
+    filename = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError("no such scenario file", file=filename) from None
+    except OSError as error:
+        raise ScenarioError(f"cannot read the scenario file: {error.strerror or error}",
+                            file=filename) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise ScenarioError(f"not UTF-8 text (byte {data[error.start]:#04x} at offset "
+                            f"{error.start}); save the file as UTF-8", file=filename,
+                            line=line) from None
+    return dataclasses.replace(parse_scenario(text, filename), source=filename)
+
+
+def parse_scenario(text: str, filename: str = "<string>") -> Scenario:
+    """Validate scenario YAML ``text``; ``filename`` is only used in error messages."""
+    root = compose(text, filename)
+    if root is None:
+        raise ScenarioError("the scenario is empty; it needs at least: " + ", ".join(_REQUIRED),
+                            file=filename, line=1)
+    reader = NodeReader(filename, wildcards=_WILDCARDS)
+    if not isinstance(root, MappingNode):
+        reader.fail(root, "", f"the top level must be a mapping of {', '.join(_SECTIONS)}; got "
+                              f"{describe_node(root)}")
+    entries = reader.mapping(root, "")
+    reader.reject_unknown(entries, _SECTIONS, "")
+    _require(reader, entries, root)
+    return _read_sections(reader, entries, root)
+
+
+def _require(reader: NodeReader, entries: Entries, root: Node) -> None:
+    for name in _REQUIRED:
+        if name not in entries:
+            reader.fail(root, name, f"missing required key {name!r}; a scenario needs "
+                                    f"{', '.join(_REQUIRED)}")
+
+
+def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario:
+    header_names = [field.name for field in dataclasses.fields(_Header)]
+    header = reader.build_from(_Header, {k: v for k, v in entries.items() if k in header_names},
+                               root, "")
+    if not header.name.strip():
+        reader.fail(entries["name"][1], "name", "the name must not be blank")
+    topology = _read_topology(reader, entries["topology"][1])
+    reader = reader.with_refs({"node": [spec.name for spec in topology.nodes],
+                               "az": topology.azs()})
+
+    def section(key: str, cls: type, default: Any) -> Any:
+        return reader.build(cls, entries[key][1], key) if key in entries else default
+
+    return Scenario(
+        name=header.name, description=header.description, seed=header.seed,
+        duration_s=header.duration_s, heal_s=header.heal_s, topology=topology,
+        system=_read_system(reader, entries["system"][1]),
+        link=section("network", LinkConfig, LinkConfig()),
+        disk=section("disk", DiskConfig, DiskConfig()),
+        faults=_read_faults(reader, entries, header.duration_s),
+        random_faults=section("random_faults", FaultProfile, None),
+        limits=section("limits", RunLimits, RunLimits()))
+
+
+def _read_topology(reader: NodeReader, node: Node) -> Topology:
+    azs = reader.mapping(node, "topology")
+    if not azs:
+        reader.fail(node, "topology", "the topology has no availability zone; write "
+                                      "`az-name: [node, ...]` for each")
+    specs: list[NodeSpec] = []
+    seen: dict[str, Node] = {}
+    for az, (key, value) in azs.items():
+        path = join_path("topology", az)
+        if not az.strip():
+            reader.fail(key, path, "an availability zone's name must not be blank")
+        items = reader.sequence(value, path)
+        if not items:
+            reader.fail(value, path, f"the availability zone {az!r} has no nodes")
+        for index, item in enumerate(items):
+            spec, name_node = _read_node(reader, item, f"{path}[{index}]", az)
+            if spec.name in seen:
+                reader.fail(name_node, f"{path}[{index}]", f"duplicate node name {spec.name!r} "
+                            f"(first at line {seen[spec.name].start_mark.line + 1})")
+            seen[spec.name] = name_node
+            specs.append(spec)
+    return Topology(tuple(specs))
+
+
+def _read_node(reader: NodeReader, item: Node, path: str, az: str) -> tuple[NodeSpec, Node]:
+    if isinstance(item, MappingNode):
+        entry = reader.build(_NodeEntry, item, path)
+        name_node = reader.mapping(item, path)["name"][1]
+    else:
+        entry, name_node = _NodeEntry(reader.string(item, path)), item
+    if not entry.name.strip() or entry.name == "*":
+        reader.fail(name_node, path, f"{describe_node(name_node)} is not a usable node name "
+                                     f"(blank names and '*' are reserved)")
+    return NodeSpec(entry.name, az, entry.role), name_node
+
+
+def _read_system(reader: NodeReader, node: Node) -> SystemSpec:
+    entries = reader.mapping(node, "system")
+    reader.reject_unknown(entries, ("use", "config"), "system")
+    if "use" not in entries:
+        reader.fail(node, "system.use", "missing required key 'use' (the system's class, "
+                                        "as 'package.module:ClassName')")
+    use_node = entries["use"][1]
+    use = reader.string(use_node, "system.use")
+    system_class = _import_system(reader, use, use_node)
+    config_class = getattr(system_class, "Config", None)
+    config_node = entries["config"][1] if "config" in entries else None
+    if isinstance(config_class, type) and dataclasses.is_dataclass(config_class):
+        config_entries = reader.mapping(config_node, "system.config") if config_node else {}
+        config = reader.build_from(config_class, config_entries, config_node or node,
+                                   "system.config")
+    else:
+        config = reader.plain_data(config_node, "system.config") if config_node else None
+    return SystemSpec(use, config)
+
+
+def _import_system(reader: NodeReader, use: str, node: Node) -> type:
+    try:
+        return resolve_system_class(use)
+    except ValueError as error:
+        reader.fail(node, "system.use", f"{error}")
+    except Exception as error:  # the module itself failed while importing: the user's code
+        reader.fail(node, "system.use", f"importing {use!r} failed: "
+                                        f"{type(error).__name__}: {error}")
+
+
+def _read_faults(reader: NodeReader, entries: Entries, duration_s: float) -> tuple[
+        ScheduledFault, ...]:
+    if "faults" not in entries:
+        return ()
+    items = reader.sequence(entries["faults"][1], "faults")
+    return tuple(_read_fault(reader, item, f"faults[{index}]", duration_s)
+                 for index, item in enumerate(items))
+
+
+def _read_fault(reader: NodeReader, node: Node, path: str, duration_s: float) -> ScheduledFault:
+    entries = reader.mapping(node, path)
+    reader.reject_unknown(entries, ["at_s", *FAULT_KINDS], path)
+    if "at_s" not in entries:
+        reader.fail(node, join_path(path, "at_s"), "missing required key 'at_s' (when the fault "
+                    f"strikes, in seconds: >= 0 and < {duration_s:g}, the fault phase)")
+    at_node = entries["at_s"][1]
+    at_s = reader.number(at_node, join_path(path, "at_s"))
+    if not 0 <= at_s < duration_s:
+        reader.fail(at_node, join_path(path, "at_s"), f"{describe_node(at_node)} is outside the "
+                    f"fault phase; allowed: >= 0 and < {duration_s:g} (duration_s)")
+    kinds = [name for name in entries if name != "at_s"]
+    if len(kinds) != 1:
+        found = f"{len(kinds)} ({', '.join(kinds)})" if kinds else "none"
+        reader.fail(node, path, f"a fault entry names exactly one fault kind, found {found}; "
+                                f"kinds: {', '.join(FAULT_KINDS)}")
+    kind = kinds[0]
+    return ScheduledFault(at_s, _read_fault_body(reader, kind, entries[kind][1],
+                                                 join_path(path, kind)))
+
+
+def _read_fault_body(reader: NodeReader, kind: str, node: Node, path: str) -> Fault:
+    cls = FAULT_KINDS[kind]
+    entries = reader.mapping(node, path)
+    duration = {field.name: field for field in dataclasses.fields(cls)}.get("duration_s")
+    if "duration_s" in entries and duration is not None and "param" not in duration.metadata:
+        reader.fail(entries["duration_s"][0], join_path(path, "duration_s"),
+                    f"{kind} takes no duration_s: it is instantaneous or runs its own course")
+    fault = reader.build_from(cls, entries, node, path)
+    if isinstance(fault, Partition):
+        both = sorted(set(fault.side_a) & set(fault.side_b))
+        if both:
+            reader.fail(node, path, f"node(s) {', '.join(both)} on both sides of the partition; "
+                                    f"side_a and side_b must not overlap")
+    return fault
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: no anchors or aliases, multi-line strings as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def scenario_to_yaml(scenario: Scenario) -> str:
+    """The scenario in the YAML format above, without values equal to their defaults."""
+    data: dict[str, Any] = {"name": scenario.name}
+    if scenario.description:
+        data["description"] = scenario.description
+    data.update(seed=scenario.seed, duration_s=scenario.duration_s, heal_s=scenario.heal_s)
+    data["topology"] = _topology_data(scenario.topology)
+    optional = {"network": _non_defaults(scenario.link), "disk": _non_defaults(scenario.disk)}
+    data.update({key: value for key, value in optional.items() if value})
+    data["system"] = _system_data(scenario.system)
+    if scenario.faults:
+        data["faults"] = [{"at_s": item.at_s, item.fault.kind: _non_defaults(item.fault)}
+                          for item in scenario.faults]
+    if scenario.random_faults is not None:
+        data["random_faults"] = _non_defaults(scenario.random_faults)
+    if scenario.limits != RunLimits():
+        data["limits"] = _non_defaults(scenario.limits)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+                     default_flow_style=None)
+
+
+def _topology_data(topology: Topology) -> dict[str, list[Any]]:
+    azs: dict[str, list[Any]] = {}
+    for spec in topology.nodes:
+        entry = spec.name if spec.role == "server" else {"name": spec.name, "role": spec.role}
+        azs.setdefault(spec.az, []).append(entry)
+    return azs
+
+
+def _system_data(system: SystemSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"use": system.use}
+    config = system.config
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = _non_defaults(config) or None  # absent: the loader builds the defaults
+    if config is not None:
+        data["config"] = _plain(config)
+    return data
+
+
+def _non_defaults(instance: Any) -> dict[str, Any]:
+    """The fields of a dataclass instance that differ from their defaults, as plain data."""
+    data: dict[str, Any] = {}
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if field.init and not _is_default(field, value):
+            data[field.name] = _plain(value)
+    return data
+
+
+def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
+    if field.default is not dataclasses.MISSING:
+        return bool(value == field.default)
+    if field.default_factory is not dataclasses.MISSING:
+        return bool(value == field.default_factory())
+    return False
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _non_defaults(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value

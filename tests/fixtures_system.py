@@ -1,0 +1,36 @@
+"""Tiny systems for the scenario loader's tests: ``system.use`` needs importable classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.params import param
+
+
+@dataclass(frozen=True, slots=True)
+class EchoConfig:
+    greeting: str = param("what each node says", "hello")
+    replicas: int = param("how many replicas", 3, minimum=1, maximum=9)
+    verbose: bool = param("log every message", False)
+    leader: str = param("the leading node; empty means the first", "", ref="node")
+    weights: tuple[float, ...] = param("per-replica weights", (), minimum=0)
+    timeout_ms: float | None = param("reply timeout; omit for none", None, minimum=0,
+                                     exclusive_minimum=True)
+    mode: str = param("how replies are sent", "fast", choices=("fast", "safe"))
+
+
+class EchoSystem:
+    """A system with a ``Config`` dataclass: the loader validates ``system.config`` against it."""
+
+    Config = EchoConfig
+
+    def __init__(self, config: EchoConfig) -> None:
+        self.config = config
+
+
+class PlainSystem:
+    """A system without a ``Config`` dataclass: it receives a plain dict."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
