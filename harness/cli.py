@@ -1,7 +1,8 @@
 """The ``graylink`` command line.
 
 Exit codes, for every command: 0 passed, 1 the system under test failed, 2 bad input or usage,
-3 internal error (a bug in Graylink). Every failure summary opens with the command that reproduces it.
+3 internal error (a bug in Graylink); 130 interrupted by Ctrl-C (the partial report is still written).
+Every failure summary opens with the command that reproduces it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from harness.errors import ScenarioError
 from harness.result import Result
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # the Unix convention for Ctrl-C; the partial report is still written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (e.g. piped into head): not an error of ours
         sys.stderr.close()
         return EXIT_PASSED
@@ -103,7 +105,9 @@ def _run(args: argparse.Namespace) -> int:
 def _exit_code(result: Result) -> int:
     if result.passed:
         return EXIT_PASSED
-    if result.reason in ("internal-error", "interrupted"):
+    if result.reason == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.reason == "internal-error":
         return EXIT_INTERNAL
     return EXIT_FAILED
 

@@ -30,7 +30,7 @@ class NodeClock:
     def __init__(self, offset_ns: int = 0, drift_ppm: float = 0.0) -> None:
         self._true_anchor_ns = 0
         self._local_anchor_ns = offset_ns
-        self._rate_ppb = _rate_ppb(drift_ppm)
+        self._rate_ppb = _rate_from_drift(drift_ppm)
         self.jumps = 0  # how many jumps this clock has taken (for statistics)
 
     @property
@@ -57,7 +57,7 @@ class NodeClock:
 
     def set_drift(self, true_ns: int, drift_ppm: float) -> None:
         """From ``true_ns`` on, local time runs ``drift_ppm`` parts per million fast (negative: slow)."""
-        rate = _rate_ppb(drift_ppm)
+        rate = _rate_from_drift(drift_ppm)
         self._reanchor(true_ns)
         self._rate_ppb = rate
 
@@ -72,7 +72,7 @@ class NodeClock:
         self._true_anchor_ns = true_ns
 
 
-def _rate_ppb(drift_ppm: float) -> int:
+def _rate_from_drift(drift_ppm: float) -> int:
     """The clock's rate in parts per billion of true speed; refuses a clock that stops or reverses."""
     if not math.isfinite(drift_ppm) or round(drift_ppm * 1000) <= -_BILLION:
         raise ValueError(f"drift_ppm={drift_ppm} would stop or reverse the clock; must be > -1e6")

@@ -30,6 +30,8 @@ from harness.trace import Trace
 
 __all__ = ["Kernel", "Timer", "RunOutcome", "EventOwner", "StopReason"]
 
+_heappush, _heappop = heapq.heappush, heapq.heappop  # module globals: one lookup, not two
+
 StopReason = str  # "quiescent" | "until" | "max_steps" | "failure" | "stopped"
 
 
@@ -49,11 +51,11 @@ class Timer:
                  "cancelled", "local_deadline_ns")
 
     def __init__(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
-                 owner: EventOwner | None, kind: str, detail: Any) -> None:
+                 owner: EventOwner | None, kind: str, detail: Any, sequence: int = -1) -> None:
         self.time_ns = time_ns
         # The sequence number of the timer's one live heap entry; entries left behind by ``move``
         # carry older numbers and are skipped when popped.
-        self.sequence = -1
+        self.sequence = sequence
         # Set for timers that fire by their node's local clock; a clock change moves them.
         self.local_deadline_ns: int | None = None
         self.callback = callback
@@ -104,9 +106,18 @@ class Kernel:
         """Schedule ``callback(*args)`` at true time ``time_ns`` (never in the past)."""
         if time_ns < self.now_ns:
             time_ns = self.now_ns  # a deadline already passed fires now; time never goes backwards
-        timer = Timer(time_ns, callback, args, owner, kind, detail)
-        timer.sequence = sequence = next(self._sequence)
-        heapq.heappush(self._heap, (time_ns, sequence, timer))
+        timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
+        _heappush(self._heap, (time_ns, timer.sequence, timer))
+        return timer
+
+    def _schedule(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
+                  owner: EventOwner | None, kind: str, detail: Any) -> Timer:
+        """``call_at`` with positional arguments, for the harness's per-message paths (network,
+        asyncio): packing ``*args`` and keywords costs more than the rest of the call."""
+        if time_ns < self.now_ns:
+            time_ns = self.now_ns
+        timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
+        _heappush(self._heap, (time_ns, timer.sequence, timer))
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
@@ -213,8 +224,8 @@ class Kernel:
             else:
                 record((time_ns, None, timer.kind, timer.detail))
             self.now_ns = time_ns
-            self.steps += 1
-            if not self.steps & 1023:
+            self.steps = steps = self.steps + 1
+            if not steps & 1023:
                 fold()
             self._current = timer
             timer.callback(*timer.args)

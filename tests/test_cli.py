@@ -1,0 +1,129 @@
+"""The command line: summaries, reports, exit codes, and the three kinds of error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, subprocess_env
+from harness import cli
+
+CLEAN = ROOT / "scenarios" / "register-crash-and-partition.yaml"
+BUGGY = ROOT / "scenarios" / "register-ack-before-fsync.yaml"
+
+MINIMAL = """name: {name}
+duration_s: 3
+heal_s: 1
+topology: {{az-a: [n1], az-b: [n2]}}
+system: {{use: "planted_systems:{system}"}}
+"""
+
+
+def graylink(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=subprocess_env(), check=False)
+
+
+def test_run_passes_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(CLEAN), "--report-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[0] == f"graylink run {CLEAN} --seed 1"
+    assert "PASSED" in out
+    saved = json.loads((tmp_path / "register-crash-and-partition-seed1.json").read_text())
+    assert saved["passed"] is True and saved["seed"] == 1 and saved["faults"]
+    assert (tmp_path / "register-crash-and-partition-seed1.txt").read_text().startswith("graylink run")
+
+
+def test_run_json_summary_has_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(CLEAN), "--seed", "2", "--json", "--report-dir", ""])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("scenario", "seed", "passed", "metrics", "trace_digest", "sim_time_s",
+                "wall_time_s", "events"):
+        assert key in summary
+    assert summary["seed"] == 2 and summary["sim_time_s"] == 40.0
+
+
+def test_a_failing_system_exits_1_and_opens_with_the_reproduction(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(BUGGY), "--report-dir", ""])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[0] == f"graylink run {BUGGY} --seed 1"
+    assert "lost-acknowledged-write" in out and "acknowledged at t=" in out
+
+
+def test_an_exception_in_node_code_fails_the_run_with_node_and_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "crash.yaml"
+    scenario.write_text(MINIMAL.format(name="crasher", system="CrashingSystem"))
+    code = cli.main(["run", str(scenario), "--seed", "4", "--report-dir", ""])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "[exception] at t=1.000000s on n1: RuntimeError: replica state corrupted" in out
+    assert "last events before the end:" in out
+
+
+def test_bad_input_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(CLEAN.read_text().replace("timeout_ms: 500", "timeout_ms: -5"))
+    completed = graylink("run", str(scenario))
+    assert completed.returncode == 2
+    line = next(i for i, text in enumerate(scenario.read_text().splitlines(), 1)
+                if "timeout_ms: -5" in text)
+    assert f"bad.yaml:{line}:" in completed.stderr
+    assert "timeout_ms" in completed.stderr and "-5" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("args", [["run", "missing.yaml"], ["run"], ["run", "x.yaml", "--seed", "-1"],
+                                  ["frobnicate"], []])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    completed = graylink(*args)
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+
+
+def test_internal_errors_exit_3_and_still_report(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "metrics.yaml"
+    scenario.write_text(MINIMAL.format(name="broken-metrics", system="BrokenMetricsSystem"))
+    code = cli.main(["run", str(scenario), "--report-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "INTERNAL ERROR" in out
+    assert json.loads((tmp_path / "broken-metrics-seed0.json").read_text())["reason"] == "internal-error"
+
+
+def test_an_interrupted_run_still_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.simulation import Simulation
+
+    def interrupt(self: Simulation) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Simulation, "_heal", interrupt)
+    code = cli.main(["run", str(CLEAN), "--report-dir", str(tmp_path)])
+    assert code == 130
+    saved = json.loads((tmp_path / "register-crash-and-partition-seed1.json").read_text())
+    assert saved["reason"] == "interrupted" and saved["events"] > 0
+    assert "interrupted" in capsys.readouterr().out
+
+
+def test_validate_reports_each_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    completed = graylink("validate", str(CLEAN), str(bad))
+    assert completed.returncode == 2
+    assert "ok: " in completed.stdout and "bad.yaml" in completed.stderr
+
+
+def test_console_script_and_module_agree() -> None:
+    completed = graylink("run", str(CLEAN), "--json", "--report-dir", "")
+    assert completed.returncode == 0
+    assert json.loads(completed.stdout)["passed"] is True
