@@ -62,7 +62,7 @@ class Network:
         self.rng = rng
         self.world = world
         self._random = rng.random
-        self._call_at = kernel.call_at
+        self._schedule = kernel._schedule  # bound once: every copy sent calls it
         self._defaults = link_defaults
         self._overrides: dict[tuple[str, str], LinkConfig] = {}
         self._links: dict[str, dict[str, LinkState]] = {}  # source → destination → link
@@ -77,7 +77,9 @@ class Network:
         except KeyError:
             link = self._new_link(source, destination)
         if size_bytes is None:
-            size_bytes = len(message) if type(message) is bytes else message_size(message)
+            size_bytes = getattr(message, "size_bytes", None)  # ``message_size``, mostly inlined
+            if type(size_bytes) is not int:
+                size_bytes = message_size(message)
         link.messages_sent += 1
         link.bytes_sent += size_bytes
         kind = getattr(message, "kind", None)
@@ -105,7 +107,8 @@ class Network:
     def _transmit_copy(self, link: LinkState, message: Any, kind: str, size_bytes: int,
                        extra_ns: int) -> None:
         """Loss, queue capacity, delay, serialization, reordering or FIFO; then the delivery event."""
-        if link.loss_probability and self._random() < link.loss_probability:
+        random = self._random
+        if link.loss_probability and random() < link.loss_probability:
             link.dropped_loss += 1
             return
         now = self.kernel.now_ns
@@ -113,25 +116,26 @@ class Network:
         if len(in_flight) >= link.prune_at and not link.make_room(now):
             link.dropped_queue_full += 1
             return
-        if link.uniform_span_ns >= 0.0:  # the common distribution, drawn without a call
-            time_ns = int(link.uniform_low_ns + link.uniform_span_ns * self._random()) + extra_ns
+        span_ns = link.uniform_span_ns
+        if span_ns >= 0.0:  # the common distribution, drawn without a call
+            time_ns = int(link.uniform_low_ns + span_ns * random()) + extra_ns
         else:
             time_ns = link.draw_delay_ns() + extra_ns
         if link.ns_per_byte:
             start = link.busy_until_ns if link.busy_until_ns > now else now
             link.busy_until_ns = now = start + int(size_bytes * link.ns_per_byte)
         time_ns += now
-        if link.reorder_probability and self._random() < link.reorder_probability:
+        if link.reorder_probability and random() < link.reorder_probability:
             link.reordered += 1
-            time_ns += int(self._random() * link.reorder_delay_ns)
+            time_ns += int(random() * link.reorder_delay_ns)
         elif time_ns < link.last_delivery_ns:
             time_ns = link.last_delivery_ns
         else:
             link.last_delivery_ns = time_ns
         source = link.source
-        in_flight.append(self._call_at(time_ns, link.deliver, source, message,
-                                       owner=link.destination_node, kind="deliver",
-                                       detail=(source, link.destination, kind)))
+        in_flight.append(self._schedule(time_ns, link.deliver, (source, message),
+                                        link.destination_node, "deliver",
+                                        (source, link.destination, kind)))
 
     def _apply_faults(self, link: LinkState, message: Any, kind: str, size_bytes: int) -> int:
         """Cuts, gray rules and clogs. The extra delay to add, or _CONSUMED if dropped or held."""

@@ -105,15 +105,10 @@ class Node:
         self.state = NodeState.RUNNING
         self.stats.starts += 1
         self.context = NodeContext(self, self.stats.starts)
-        try:
-            self.run_in_node(self._boot)
-        except (SystemUnderTestError, AmbientNondeterminismError):
-            raise
-        except Exception as error:
-            # Booting may run in a harness event (a restart fault): the error is still the system's.
-            failure = Failure("exception", f"on_start raised {type(error).__name__}: {error}",
-                              self.world.kernel.now_ns, self.name, _traceback_lines(error))
-            raise SystemUnderTestError(failure) from error
+        # Booting is an event of the node's own, so the program is created and ``on_start`` runs
+        # inside the run (in the sandbox, in the trace), and an error there is the system's failure.
+        self.world.kernel.call_at(self.world.kernel.now_ns, self.run_in_node, self._boot, owner=self,
+                                  kind="boot", detail=self.stats.starts)
 
     def _boot(self) -> None:
         assert self._factory is not None and self.context is not None

@@ -35,6 +35,8 @@ class Rng:
     def __init__(self, seed: int, name: str = "root") -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, got {seed!r}")
+        if seed < 0:  # random.Random ignores the sign: seeds n and -n would give the same stream
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = seed
         self.name = name
         self._random = random.Random(seed)

@@ -67,6 +67,12 @@ def boot(world: World, name: str, main: Main | None = None,
     return node
 
 
+def run_due(world: World) -> None:
+    """Dispatch the events due now: the nodes' boot events (``on_start`` spawns ``main``) and what
+    they schedule for the same instant (each task's first step)."""
+    world.kernel.run(until_ns=world.kernel.now_ns)
+
+
 def run_one(main: Main, until_ns: int = 100 * S, seed: int = 1) -> tuple[World, Any]:
     world = make_world(seed)
     boot(world, "n1", main)
@@ -727,6 +733,7 @@ def test_old_incarnation_cannot_schedule_into_the_new_one() -> None:
     world = make_world()
     programs: list[Prog] = []
     node = boot(world, "n1", main, programs=programs)
+    run_due(world)  # boot: the program (and its context) exists from here on
     old_ctx = programs[0].ctx
     world.kernel.call_at(S, node.restart)
     world.kernel.call_at(2 * S, lambda: old_ctx.set_timer(S, log.append, "old timer fired"))
@@ -767,6 +774,7 @@ def test_pause_does_not_stop_other_nodes() -> None:
     world = make_world()
     n1 = boot(world, "n1", main_for("n1"))
     boot(world, "n2", main_for("n2"))
+    run_due(world)  # both have booted and are asleep before the pause
     world.kernel.call_at(0, n1.pause)
     world.kernel.call_at(4 * S, n1.resume)
     world.kernel.run()

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from harness.errors import SystemUnderTestError
 from harness.node import Node, NodeContext, NodeState
 from harness.world import NodeSpec, Topology, World
 
@@ -53,6 +52,17 @@ def events(log: list[Any], kind: str) -> list[Any]:
     return [entry for entry in log if entry[0] == kind]
 
 
+def run_due(world: World) -> None:
+    """Dispatch the events due now (a boot is an event of the node's, at the current time)."""
+    world.kernel.run(until_ns=world.kernel.now_ns)
+
+
+def boot_now(node: Node) -> None:
+    """Start ``node`` and let its boot event run: the program exists and ``on_start`` has run."""
+    node.start()
+    run_due(node.world)
+
+
 # -- lifecycle ------------------------------------------------------------------------------------
 def test_a_new_node_is_off_until_started() -> None:
     world = make_world()
@@ -70,11 +80,15 @@ def test_start() -> None:
     node = install(world, "n1", log)
     node.start()
     assert node.state == NodeState.RUNNING and node.is_up
-    assert log == [("created", 1), ("on_start", 1, 0)]
-    assert isinstance(node.program, Recorder)
     assert node.context is not None and node.context.alive
     assert node.stats.starts == 1
+    assert log == [] and node.program is None  # booting is an event: not run inside ``start()``
+    run_due(world)
+    assert log == [("created", 1), ("on_start", 1, 0)]
+    assert isinstance(node.program, Recorder)
+    assert (0, "n1", "boot", 1) in world.kernel.trace.tail()
     node.start()  # already running: nothing happens
+    run_due(world)
     assert node.stats.starts == 1
     assert len(log) == 2
 
@@ -83,7 +97,7 @@ def test_crash_and_restart() -> None:
     world = make_world()
     log: list[Any] = []
     node = install(world, "n1", log)
-    node.start()
+    boot_now(node)
     first = node.context
     assert first is not None
     node.crash()
@@ -94,10 +108,11 @@ def test_crash_and_restart() -> None:
     assert node.stats.crashes == 1
     node.crash()  # already down: nothing happens
     assert (node.stats.crashes, node.epoch) == (1, 1)
-    node.start()
+    boot_now(node)
     assert node.is_up and node.stats.starts == 2
     assert node.context is not first and node.context.alive and node.context.boot == 2
     node.restart()  # running: crash, then start
+    run_due(world)
     assert node.is_up
     assert (node.stats.starts, node.stats.crashes, node.epoch) == (3, 2, 2)
     assert [entry[1] for entry in events(log, "on_start")] == [1, 2, 3]
@@ -275,7 +290,7 @@ def test_context_identity_and_topology() -> None:
                     servers=ctx.nodes_with_role("server"), clients=ctx.nodes_with_role("client"),
                     az_of_n1=ctx.az_of("n1"))
 
-    install(world, "n2", [], look).start()
+    boot_now(install(world, "n2", [], look))
     # ``nodes`` is sorted; ``nodes_with_role`` keeps the topology's order (deterministic too).
     assert seen == {"name": "n2", "az": "az-b", "role": "server", "boot": 1,
                     "nodes": ["client-1", "n1", "n2", "n3"], "servers": ["n3", "n2", "n1"],
@@ -287,9 +302,11 @@ def test_boot_rng_is_fresh_per_boot_and_reproducible() -> None:
         world = make_world(seed)
         out: list[int] = []
         node = install(world, "n1", [], lambda p: out.append(p.ctx.rng.getrandbits(64)))
-        node.start()
+        boot_now(node)
         node.restart()
+        run_due(world)
         node.restart()
+        run_due(world)
         return out
 
     first = draws(5)
@@ -484,10 +501,50 @@ def test_on_start_error_during_a_restart_fault_is_a_system_failure() -> None:
     assert "corrupt log on recovery" in outcome.failure.message
 
 
-def test_on_start_error_outside_a_run_says_it_is_the_systems() -> None:
+def test_on_start_error_fails_the_run_as_an_exception_of_that_node() -> None:
+    """``start()`` only schedules the boot: an error in ``on_start`` fails the run, not the caller."""
     world = make_world()
     node = install(world, "n1", [], lambda p: 1 / 0)
-    with pytest.raises(SystemUnderTestError) as raised:
-        node.start()
-    assert raised.value.failure.node == "n1"
-    assert "ZeroDivisionError" in raised.value.failure.message
+    node.start()  # does not raise
+    outcome = world.kernel.run()
+    assert outcome.reason == "failure"
+    assert (outcome.failure.kind, outcome.failure.node, outcome.failure.time_ns) == (
+        "exception", "n1", 0)
+    assert "ZeroDivisionError" in outcome.failure.message
+
+
+def test_on_start_error_after_a_restart_outside_a_run_fails_the_next_run() -> None:
+    world = make_world()
+
+    def recover(program: Recorder) -> None:
+        if program.ctx.boot > 1:
+            raise ValueError("corrupt log on recovery")
+
+    node = install(world, "n1", [], recover)
+    boot_now(node)
+    node.restart()  # does not raise: the failing recovery runs in the node's boot event
+    outcome = world.kernel.run()
+    assert outcome.reason == "failure"
+    assert (outcome.failure.kind, outcome.failure.node, outcome.failure.time_ns) == (
+        "exception", "n1", 0)
+    assert "corrupt log on recovery" in outcome.failure.message
+
+
+def test_crash_before_the_boot_event_means_the_program_is_never_created() -> None:
+    world = make_world()
+    log: list[Any] = []
+    node = install(world, "n1", log)
+    node.start()
+    node.crash()  # before the boot event runs: it belongs to the old epoch and is dropped
+    outcome = world.kernel.run()
+    assert outcome.failure is None
+    assert log == [] and node.program is None
+    assert node.state == NodeState.CRASHED
+    assert world.kernel.dropped_stale == 1
+    # Started again at the same instant, the node boots once, as the new incarnation only.
+    node.start()
+    node.crash()
+    node.start()
+    run_due(world)
+    assert log == [("created", 3), ("on_start", 3, 0)]
+    assert world.kernel.dropped_stale == 2
