@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.clock import NodeClock
-from harness.errors import AmbientNondeterminismError, Failure, SystemUnderTestError
-from harness.scheduler import Timer, _traceback_lines
+from harness.errors import Failure, SystemUnderTestError
+from harness.scheduler import Timer
 
 if TYPE_CHECKING:
     from harness.aio import VirtualEventLoop

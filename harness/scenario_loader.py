@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node
 
 from harness.disk import DiskConfig
 from harness.errors import ScenarioError

@@ -60,7 +60,7 @@ _KIND_TAGS = {ScalarNode: _SCALAR_TAGS, SequenceNode: {_TAG + "seq"}, MappingNod
 _NULLS = ("", "~", "null", "Null", "NULL")
 _YAML11_BOOLS = ("yes", "no", "on", "off", "y", "n")
 _DIGITS = r"[0-9](?:_?[0-9])*"
-_INT = re.compile(rf"[-+]?(?:0|[1-9](?:_?[0-9])*)\Z")
+_INT = re.compile(r"[-+]?(?:0|[1-9](?:_?[0-9])*)\Z")
 _FLOAT = re.compile(rf"[-+]?(?:(?:0|[1-9](?:_?[0-9])*)(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})"
                     rf"(?:[eE][-+]?[0-9]+)?\Z")
 _LEADING_ZERO = re.compile(r"[-+]?0[0-9_]")

@@ -1,0 +1,131 @@
+"""Configuration of the reference system: sizes, timing knobs, mitigations and planted bugs.
+
+No source gives DynamoDB's heartbeat interval, lease length or election timeout; the defaults below
+are ours (from shared/reference/dynamodb-mechanisms.md §3), chosen to be realistic, and every one is
+configurable from a scenario's ``system.config``.
+
+Mitigations are on by default; each can be switched off to show what it buys. Planted bugs are off by
+default; each, switched on, is a real defect that a checker can catch (see ``Bugs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness import param
+
+__all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Every timer of the protocol, in milliseconds of the node's local clock."""
+
+    heartbeat_interval_ms: float = param("leader heartbeat (and lease renewal) period", 500.0,
+                                         minimum=1)
+    suspicion_timeout_ms: float = param("a follower that hears no heartbeat this long suspects the "
+                                        "leader (3 missed heartbeats)", 1500.0, minimum=1)
+    suspicion_jitter_ms: float = param("random extra suspicion time per replica, so candidates "
+                                       "rarely collide", 300.0, minimum=0)
+    lease_ms: float = param("leader lease length; a new leader waits this out", 2000.0, minimum=1)
+    clock_drift_margin_ms: float = param("the lease is treated as ending this much earlier, to "
+                                         "allow for clock drift between replicas", 150.0, minimum=0)
+    peer_check_timeout_ms: float = param("how long a would-be candidate waits for peers to say "
+                                         "whether they still hear the leader", 200.0, minimum=1)
+    peer_healthy_within_ms: float = param("a peer reports the leader healthy if it heard from it "
+                                          "this recently", 1000.0, minimum=1)
+    election_timeout_ms: float = param("a candidate that has not won by then gives up and retries",
+                                       1000.0, minimum=1)
+    replication_retry_ms: float = param("the leader resends unacknowledged log entries this often",
+                                        200.0, minimum=1)
+    router_request_timeout_ms: float = param("a router gives up on a request after this long",
+                                             2000.0, minimum=1)
+    router_backoff_ms_min: float = param("first retry backoff of a router", 20.0, minimum=0)
+    router_backoff_ms_max: float = param("largest retry backoff of a router (full jitter)", 400.0,
+                                         minimum=0)
+    router_cache_ttl_s: float = param("a router's cached leader expires after this long", 30.0,
+                                      minimum=0)
+    metadata_service_time_ms: float = param("time the metadata service takes per request", 2.0,
+                                            minimum=0)
+    metadata_timeout_ms: float = param("a router waits this long for the metadata service", 500.0,
+                                       minimum=1)
+    client_timeout_ms: float = param("a client gives up on an operation after this long (outcome "
+                                     "unknown)", 3000.0, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Mitigations:
+    """The paper's mitigations, each on by default and switchable off."""
+
+    peer_confirmation: bool = param("M10: ask the other replicas before starting an election", True)
+    peer_confirmation_rule: str = param("M10: stand down if 'any' peer, or a 'majority' of peers, "
+                                        "still hears the leader", "any", choices=("any", "majority"))
+    lease_wait: bool = param("M4: a new leader waits out the old leader's lease before serving",
+                             True)
+    leadership_handoff: bool = param("M11: an ineligible leader hands its leadership over at once",
+                                     True)
+    membership_push: bool = param("M12: leaders push leadership changes to routers and metadata",
+                                  True)
+    checksums: bool = param("M14: checksum every message and WAL record, verified on receipt", True)
+    router_cache_mode: str = param("M21: 'legacy' (fetch on a miss only) or 'constant_work' (every "
+                                   "hit also refreshes in the background)", "legacy",
+                                   choices=("legacy", "constant_work"))
+
+
+@dataclass(frozen=True, slots=True)
+class Bugs:
+    """Planted defects, off by default. Each is real, documented, and caught by a checker."""
+
+    ack_before_quorum: bool = param("the leader acknowledges a write once it alone has persisted it "
+                                    "(lost acknowledged writes when it fails)", False)
+    ack_before_fsync: bool = param("the leader acknowledges before anything is durable (lost "
+                                   "acknowledged writes after a crash)", False)
+    vote_without_log_check: bool = param("replicas vote for candidates whose log is behind theirs "
+                                         "(committed writes overwritten)", False)
+    stale_leader_serves: bool = param("a leader keeps serving after its own lease ran out (two "
+                                      "leaders serve; stale reads)", False)
+    lease_ignores_drift: bool = param("the lease check ignores the clock-drift margin (overlapping "
+                                      "leases under skew)", False)
+    accept_stale_ballot: bool = param("followers accept log entries from a deposed leader's older "
+                                      "ballot (divergent replicas)", False)
+    ec_read_uncommitted: bool = param("eventually consistent reads return writes not yet committed "
+                                      "(reads of values that never happened)", False)
+    skip_checksum_verification: bool = param("receivers compute checksums but never compare them "
+                                             "(corrupt data applied)", False)
+    router_never_invalidates: bool = param("routers keep a cached leader forever, ignoring pushes "
+                                           "and misroute answers", False)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadConfig:
+    """The clients: how many, how fast, which operations on which keys."""
+
+    clients: int = param("client processes", 20, minimum=0, maximum=10_000)
+    operations_per_s: float = param("operations each client issues per second (open loop, but one "
+                                    "at a time per client)", 2.0, minimum=0)
+    keys: int = param("distinct partition keys", 200, minimum=1)
+    key_distribution: str = param("how keys are chosen", "zipfian",
+                                  choices=("uniform", "zipfian", "hot_key"))
+    zipf_exponent: float = param("skew of the zipfian distribution", 1.0, minimum=0)
+    put_ratio: float = param("share of put_item", 0.3, minimum=0, maximum=1)
+    update_ratio: float = param("share of update_item", 0.1, minimum=0, maximum=1)
+    delete_ratio: float = param("share of delete_item", 0.05, minimum=0, maximum=1)
+    conditional_ratio: float = param("share of writes that carry a condition (compare-and-set)",
+                                     0.2, minimum=0, maximum=1)
+    consistent_read_ratio: float = param("share of reads that are strongly consistent", 0.5,
+                                         minimum=0, maximum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoConfig:
+    """The reference system's whole configuration (``system.config`` in a scenario)."""
+
+    partitions: int = param("partitions (key ranges), each with three replicas in three AZs", 12,
+                            minimum=1, maximum=10_000)
+    routers: int = param("request routers added when the topology names none", 2, minimum=1,
+                         maximum=100)
+    software_version: int = param("software version every node runs (M24)", 1, minimum=1)
+    timing: Timing = field(default_factory=Timing)
+    mitigations: Mitigations = field(default_factory=Mitigations)
+    bugs: Bugs = field(default_factory=Bugs)
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
