@@ -31,22 +31,44 @@ from harness.errors import AmbientNondeterminismError, Failure, SystemUnderTestE
 
 if TYPE_CHECKING:
     from harness.node import Node
+    from harness.scheduler import Timer
 
 __all__ = ["VirtualEventLoop"]
 
 _NS_PER_S = 1_000_000_000
 
 
-class _KernelHandle(asyncio.TimerHandle):
-    """An asyncio handle backed by a kernel timer; cancelling it cancels the kernel event too."""
+class _KernelEvent:
+    """An asyncio handle backed by a kernel timer; cancelling it cancels the kernel event too.
 
-    __slots__ = ("_kernel_timer",)
+    The timer's arguments hold the handle, so the handle forgets its timer once it fires: a
+    handle-timer cycle per callback would leave every one of them to the garbage collector.
+    """
+
+    __slots__ = ()
+    _kernel_timer: Timer | None
 
     def cancel(self) -> None:
         timer = self._kernel_timer
         if timer is not None:
             timer.cancel()
-        super().cancel()
+        super().cancel()  # type: ignore[misc]
+
+    def _fire(self) -> None:
+        self._kernel_timer = None
+        self._run()  # type: ignore[attr-defined]
+
+
+class _SoonHandle(_KernelEvent, asyncio.Handle):
+    """What ``call_soon`` returns (a plain ``Handle``: cheaper to make than a ``TimerHandle``)."""
+
+    __slots__ = ("_kernel_timer",)
+
+
+class _KernelHandle(_KernelEvent, asyncio.TimerHandle):
+    """What ``call_at`` and ``call_later`` return."""
+
+    __slots__ = ("_kernel_timer",)
 
 
 class VirtualEventLoop(asyncio.AbstractEventLoop):
@@ -68,14 +90,22 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        handle = _KernelHandle(0.0, callback, args, self, context)
+        handle = _SoonHandle(callback, args, self, context)
         if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
             handle._kernel_timer = None
             return handle
-        handle._kernel_timer = self._kernel.call_at(
-            self._kernel.now_ns, self._node.run_in_node, handle._run, owner=self._node,
-            kind="aio", detail=_describe(callback))
+        kernel = self._kernel  # every task step comes through here: positional ``_schedule``
+        handle._kernel_timer = kernel._schedule(kernel.now_ns, self._run_soon, (handle,), self._node,
+                                                "aio", _describe(callback))
         return handle
+
+    def _run_soon(self, handle: _SoonHandle) -> None:
+        """The kernel event of ``call_soon``: ``Node.run_in_node(handle._fire)``, inlined (hot)."""
+        asyncio._set_running_loop(self)
+        try:
+            handle._fire()
+        finally:
+            asyncio._set_running_loop(None)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -85,7 +115,7 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
             return handle
         local_deadline_ns = round(when * _NS_PER_S)
         handle._kernel_timer = self._node.set_timer_at(
-            local_deadline_ns, handle._run, kind="aio-timer", detail=_describe(callback))
+            local_deadline_ns, handle._fire, kind="aio-timer", detail=_describe(callback))
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,

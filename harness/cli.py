@@ -2,6 +2,7 @@
 
 Exit codes, for every command: 0 passed, 1 the system under test failed, 2 bad input or usage,
 3 internal error (a bug in Graylink); 130 interrupted by Ctrl-C (the partial report is still written).
+``check-history`` adds 4: the checker ran out of budget, so the verdict is unknown (never a pass).
 Every failure summary opens with the command that reproduces it.
 """
 
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     determinism.add_argument("scenario")
     determinism.add_argument("--seed", type=_seed, default=None)
     determinism.set_defaults(handler=_check_determinism)
+    _add_check_history(commands)
     return parser
 
 
@@ -184,6 +186,49 @@ def _run_in_fresh_process(scenario: str, seed: int, trace: Path,
         print(completed.stderr or completed.stdout, file=sys.stderr)
         return None, trace
     return json.loads(completed.stdout), trace
+
+
+# -- check-history ---------------------------------------------------------------------------------
+EXIT_UNKNOWN = 4  # check-history only: the search ran out of budget before deciding
+
+
+def _add_check_history(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from harness.checkers import DEFAULT_MAX_STEPS, FORMATS, MODELS
+
+    check = commands.add_parser(
+        "check-history", help="check a recorded history for linearizability against a model")
+    check.add_argument("history", metavar="FILE", help="the history (JSONL, or a Jepsen log)")
+    check.add_argument("--model", required=True, choices=sorted(MODELS))
+    check.add_argument("--format", default="jsonl", choices=FORMATS)
+    check.add_argument("--json", action="store_true", help="print a machine-readable result")
+    check.add_argument("--max-steps", type=_step_count, default=DEFAULT_MAX_STEPS, metavar="N",
+                       help=f"search budget in model steps (default {DEFAULT_MAX_STEPS}); "
+                            "running out gives exit 4")
+    check.set_defaults(handler=_check_history)
+
+
+def _step_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"--max-steps is a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _check_history(args: argparse.Namespace) -> int:
+    """Exit 0 linearizable, 1 not (with the evidence), 2 bad input, 4 unknown (budget ran out)."""
+    from harness.checkers import DEFAULT_MAX_STEPS, check_history, read_history
+
+    history = read_history(args.history, args.format)  # HistoryFormatError is a ScenarioError: exit 2
+    try:
+        result = check_history(history, args.model, max_steps=args.max_steps)
+    except ValueError as error:  # an operation the model cannot read: bad input too
+        print(f"error: {args.history}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    command = f"graylink check-history {args.history} --model {args.model} --format {args.format}"
+    if args.max_steps != DEFAULT_MAX_STEPS:
+        command += f" --max-steps {args.max_steps}"
+    print(result.to_json() if args.json else f"{command}\n{result.describe()}")
+    return {"linearizable": EXIT_PASSED, "not-linearizable": EXIT_FAILED}.get(result.verdict,
+                                                                               EXIT_UNKNOWN)
 
 
 if __name__ == "__main__":

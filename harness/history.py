@@ -111,6 +111,7 @@ class Operation:
     completed_ns: int | None
     invoke_index: int
     complete_index: int | None
+    error: str | None = None  # the completion's error, e.g. why it failed
 
     @property
     def outcome_known(self) -> bool:
@@ -135,7 +136,7 @@ def pair_operations(entries: Iterable[HistoryEntry]) -> list[Operation]:
                              f"({entry.type}) without an open invocation")
         operations[invocation.index] = Operation(
             entry.process, invocation.f, invocation.key, invocation.value, invocation.time_ns,
-            entry.type, entry.value, entry.time_ns, invocation.index, entry.index)
+            entry.type, entry.value, entry.time_ns, invocation.index, entry.index, entry.error)
     for invocation in open_by_process.values():
         operations[invocation.index] = Operation(
             invocation.process, invocation.f, invocation.key, invocation.value, invocation.time_ns,

@@ -113,6 +113,11 @@ class Network:
             return
         now = self.kernel.now_ns
         in_flight = link.in_flight
+        # Forget delivered copies at once: a link that never fills up (most of them, with many nodes)
+        # would otherwise keep up to ``PRUNE_BATCH`` timers and their messages alive, and the garbage
+        # collector would walk them all again and again.
+        while in_flight and in_flight[0].time_ns <= now:
+            in_flight.popleft()
         if len(in_flight) >= link.prune_at and not link.make_room(now):
             link.dropped_queue_full += 1
             return

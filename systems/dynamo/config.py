@@ -19,7 +19,8 @@ __all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig"]
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """Every timer of the protocol, in milliseconds of the node's local clock."""
+    """Every timer of the protocol, in milliseconds of the node's local clock (and the metadata
+    service's queue limit, which sets its capacity together with its service time)."""
 
     heartbeat_interval_ms: float = param("leader heartbeat (and lease renewal) period", 500.0,
                                          minimum=1)
@@ -40,6 +41,9 @@ class Timing:
                                         200.0, minimum=1)
     router_request_timeout_ms: float = param("a router gives up on a request after this long",
                                              2000.0, minimum=1)
+    router_attempt_timeout_ms: float = param("a router that hears nothing from a replica this long "
+                                             "retries the request at another replica", 500.0,
+                                             minimum=1)
     router_backoff_ms_min: float = param("first retry backoff of a router", 20.0, minimum=0)
     router_backoff_ms_max: float = param("largest retry backoff of a router (full jitter)", 400.0,
                                          minimum=0)
@@ -47,6 +51,12 @@ class Timing:
                                       minimum=0)
     metadata_service_time_ms: float = param("time the metadata service takes per request", 2.0,
                                             minimum=0)
+    metadata_service_time_per_entry_ms: float = param("extra service time per partition entry "
+                                                      "in a reply (a whole-map reply costs more)",
+                                                      0.05, minimum=0)
+    metadata_queue_capacity: int = param("requests the metadata service holds (in service and "
+                                         "waiting); more are rejected at once as overload", 100,
+                                         minimum=1)
     metadata_timeout_ms: float = param("a router waits this long for the metadata service", 500.0,
                                        minimum=1)
     client_timeout_ms: float = param("a client gives up on an operation after this long (outcome "

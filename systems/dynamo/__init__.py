@@ -1,0 +1,29 @@
+"""The reference system: a DynamoDB-like replicated key-value store, built to fail the way the paper says.
+
+Mechanisms (numbers from shared/reference/dynamodb-mechanisms.md): key-range partitioning of hashed
+keys (M1); three replicas per partition in three AZs (M2); Multi-Paxos-style leader election with
+ballots (M3) and leader leases (M4); heartbeats and suspicion (M5) with peer confirmation before an
+election (M10); WAL-first writes acknowledged after a quorum persisted them (M6); strongly and
+eventually consistent reads (M7); planned leadership handoff (M11); request routers with a partition-map
+cache, pushed leadership changes and misroute correction (M12, M13, M19); checksums on messages and
+WAL records (M14); a metadata service of finite capacity with legacy or constant-work router caches
+(M21); format versions on messages and records (M24).
+
+Layout: ``items`` (the state machine), ``messages`` and ``effects`` (the contracts), ``replica`` and
+``wal`` (the replication protocol), ``partitioning``, ``metadata`` and ``router`` (routing), ``workload``
+(clients and their History), ``node`` (the only code touching the harness), ``observations`` and
+``system`` (plugging into Graylink). Protocol logic is sans-I/O: it takes ``(now, input)`` and returns
+effects, so it is unit-tested without a simulator.
+"""
+
+__all__ = ["DynamoSystem"]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use, so that ``systems.dynamo.items`` and the other leaves can be imported
+    # (and unit-tested) without pulling in the whole system.
+    if name == "DynamoSystem":
+        from systems.dynamo.system import DynamoSystem
+
+        return DynamoSystem
+    raise AttributeError(f"module 'systems.dynamo' has no attribute {name!r}")

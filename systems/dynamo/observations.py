@@ -1,0 +1,125 @@
+"""What the test observer saw: protocol notes stamped with true time, turned into metrics.
+
+Replicas report elections, leadership and leases as ``Note`` effects in their own (local-clock)
+terms. The observer, which sits outside the system under test, stamps each with the simulation's true
+time, converts lease deadlines from the replica's clock to true time, and keeps them. From that record:
+
+- elections, by reason (``suspicion``, ``handoff``…), and leadership changes;
+- spurious elections: an election that started while another replica of the partition held a valid
+  lease (a healthy leader was being deposed: S2, S5);
+- lease overlaps: two replicas of one partition holding valid leases at the same true instant (the
+  safety property leases exist for: S6);
+- time without a leader, per partition.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import World
+from systems.dynamo.effects import Note
+
+__all__ = ["Observations", "LeaseInterval", "ElectionRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInterval:
+    """A leader's lease in true time: it may serve in [start_ns, end_ns)."""
+
+    partition: int
+    node: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionRecord:
+    partition: int
+    node: str  # the candidate
+    time_ns: int
+    reason: str
+    spurious: bool  # another replica held a valid lease when it started
+
+
+@dataclass(slots=True)
+class Observations:
+    """Notes from every replica, in true time. The system's ``observe`` callback feeds ``record``."""
+
+    world: World
+    notes: list[tuple[int, str, Any, str, tuple[Any, ...]]] = field(default_factory=list)
+    leases: dict[tuple[int, str], list[LeaseInterval]] = field(default_factory=lambda: defaultdict(list))
+    elections: list[ElectionRecord] = field(default_factory=list)
+    leaders: list[tuple[int, int, str]] = field(default_factory=list)  # (time, partition, node)
+
+    def record(self, node: str, key: Any, note: Note) -> None:
+        now = self.world.kernel.now_ns
+        self.notes.append((now, node, key, note.kind, note.detail))
+        self.world.kernel.trace.record((now, node, "note", (note.kind, key) + tuple(note.detail)))
+        if not isinstance(key, int):
+            return
+        if note.kind == "lease-renewed":
+            self._lease(key, node, now, int(note.detail[0]))
+        elif note.kind in ("lease-lost", "stepped-down"):
+            self._end_lease(key, node, now)
+        elif note.kind == "election-started":
+            reason = str(note.detail[0]) if note.detail else "unknown"
+            spurious = any(self.holds_lease(key, other, now) for other in self._replicas_of(key)
+                           if other != node)
+            self.elections.append(ElectionRecord(key, node, now, reason, spurious))
+        elif note.kind == "became-leader":
+            self.leaders.append((now, key, node))
+
+    # -- leases ---------------------------------------------------------------------------------
+    def _lease(self, partition: int, node: str, now: int, local_until_ns: int) -> None:
+        end = self.world.node(node).clock.true_at(local_until_ns)
+        intervals = self.leases[(partition, node)]
+        if intervals and intervals[-1].end_ns >= now:  # a renewal extends the current lease
+            last = intervals[-1]
+            intervals[-1] = LeaseInterval(partition, node, last.start_ns, max(last.end_ns, end))
+        elif end > now:
+            intervals.append(LeaseInterval(partition, node, now, end))
+
+    def _end_lease(self, partition: int, node: str, now: int) -> None:
+        intervals = self.leases.get((partition, node))
+        if intervals and intervals[-1].end_ns > now:
+            last = intervals[-1]
+            intervals[-1] = LeaseInterval(partition, node, last.start_ns, now)
+
+    def holds_lease(self, partition: int, node: str, at_ns: int) -> bool:
+        return any(i.start_ns <= at_ns < i.end_ns for i in self.leases.get((partition, node), ()))
+
+    def _replicas_of(self, partition: int) -> list[str]:
+        return sorted({node for (p, node) in self.leases if p == partition})
+
+    def lease_overlaps(self) -> list[tuple[LeaseInterval, LeaseInterval]]:
+        """Pairs of leases of one partition, held by different replicas, that overlap in true time."""
+        by_partition: dict[int, list[LeaseInterval]] = defaultdict(list)
+        for (partition, _), intervals in sorted(self.leases.items()):
+            by_partition[partition].extend(intervals)
+        overlaps = []
+        for partition in sorted(by_partition):
+            intervals = sorted(by_partition[partition], key=lambda i: (i.start_ns, i.node))
+            for index, first in enumerate(intervals):
+                for second in intervals[index + 1:]:
+                    if second.start_ns >= first.end_ns:
+                        break
+                    if second.node != first.node:
+                        overlaps.append((first, second))
+        return overlaps
+
+    # -- metrics --------------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        reasons: dict[str, int] = defaultdict(int)
+        for election in self.elections:
+            reasons[election.reason] += 1
+        metrics: dict[str, float] = {
+            "elections": len(self.elections),
+            "elections.spurious": sum(e.spurious for e in self.elections),
+            "leadership_changes": len(self.leaders),
+            "lease_overlaps": len(self.lease_overlaps()),
+        }
+        for reason in sorted(reasons):
+            metrics[f"elections.{reason}"] = reasons[reason]
+        return metrics
