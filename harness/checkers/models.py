@@ -39,14 +39,16 @@ Built-in models, by name in ``MODELS``:
   ``delete``            ``null``                                                     ignored
   ``get_item``          ``null``                                                     the item / ``null``
   ``put_item``          ``{"item": {attr: value…}, "condition": COND?}``             see below
-  ``update_item``       ``{"set": {attr: value…}?, "remove": [attr…]?, "condition":   see below
-                        COND?}`` (creates the item if absent, like UpdateItem)
+  ``update_item``       ``{"set": {attr: value…}?, "add": {attr: number…}?, "remove":  see below
+                        [attr…]?, "condition": COND?}`` (creates the item if absent,
+                        like UpdateItem; ``add`` treats a missing or non-numeric
+                        attribute as 0)
   ``delete_item``       ``{"condition": COND?}`` or ``null``                         see below
   ====================  ===========================================================  ====================
 
   COND is a clause or a list of clauses, all of which must hold: ``{"attribute": NAME, "equals":
   VALUE}``, ``{"attribute": NAME, "exists": true}``, ``{"attribute": NAME, "exists": false}`` (an
-  absent item has no attributes). A conditional write whose condition was false took no effect; record
+  absent item has no attributes), or ``{"item_exists": BOOL}`` (the item itself exists or not). A conditional write whose condition was false took no effect; record
   it as ``ok`` with result ``{"condition_failed": true}``, or as ``fail`` with error
   ``condition-failed`` (or no error). Any other ``ok`` result means the write was applied.
 
@@ -264,7 +266,7 @@ def _check_cas_argument(operation: Operation) -> None:
 
 def _observed_false(operation: Operation) -> bool:
     """A ``fail`` that reports a false compare or condition (rather than, say, an unreachable leader)."""
-    return operation.error in (None, "", "compare-failed", "condition-failed")
+    return operation.error in (None, "", "compare-failed", "condition-failed", "condition_failed")
 
 
 _READS = frozenset({"read"})
@@ -334,6 +336,9 @@ def _apply_item_write(state: State, call: Call) -> State:
         return fields["item"]
     item = dict(state or ())  # type: ignore[arg-type]
     item.update(dict(fields.get("set", ())))
+    for attribute, amount in dict(fields.get("add", ())).items():
+        current = item.get(attribute, 0)
+        item[attribute] = (current if isinstance(current, (int, float)) else 0) + amount
     for attribute in fields.get("remove", ()):
         item.pop(attribute, None)
     return frozenset(item.items())
@@ -352,6 +357,10 @@ def _condition_holds(state: State, clauses: tuple[Any, ...] | None) -> bool:
     item: Mapping[str, Any] = dict(state) if isinstance(state, frozenset) else {}
     for clause in clauses:
         fields = dict(clause)
+        if "item_exists" in fields:
+            if isinstance(state, frozenset) != fields["item_exists"]:
+                return False
+            continue
         attribute = fields["attribute"]
         if "equals" in fields:
             if attribute not in item or item[attribute] != fields["equals"]:
@@ -373,11 +382,15 @@ def _check_item_argument(operation: Operation) -> None:
     condition = argument.get("condition")
     clauses = condition if isinstance(condition, list) else [] if condition is None else [condition]
     for clause in clauses:
+        if isinstance(clause, dict) and set(clause) == {"item_exists"} and isinstance(
+                clause["item_exists"], bool):
+            continue
         if not (isinstance(clause, dict) and isinstance(clause.get("attribute"), str)
                 and (("equals" in clause) != ("exists" in clause))
                 and isinstance(clause.get("exists", True), bool)):
-            raise ValueError(f"a condition clause is {{\"attribute\": NAME, \"equals\": VALUE}} or "
-                             f"{{\"attribute\": NAME, \"exists\": BOOL}}, got {clause!r} {where}")
+            raise ValueError(f"a condition clause is {{\"attribute\": NAME, \"equals\": VALUE}}, "
+                             f"{{\"attribute\": NAME, \"exists\": BOOL}} or "
+                             f"{{\"item_exists\": BOOL}}, got {clause!r} {where}")
 
 
 KV = Model("kv", init=lambda: None, step=_kv_step, pure=_KV_PURE, call=_kv_call,

@@ -52,7 +52,12 @@ class Condition:
         raise ValueError(f"unknown condition kind {self.kind!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "attribute": self.attribute, "value": self.value}
+        """The clause in the checkers' item format (harness/checkers/models.py, model ``kv``)."""
+        if self.attribute is None:
+            return {"item_exists": self.kind == "exists"}
+        if self.kind == "equals":
+            return {"attribute": self.attribute, "equals": self.value}
+        return {"attribute": self.attribute, "exists": self.kind == "exists"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +76,10 @@ class ItemOperation:
     def is_write(self) -> bool:
         return self.kind in WRITE_OPERATIONS
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON-able argument recorded in histories (see harness/checkers for the format)."""
-        data: dict[str, Any] = {"kind": self.kind}
-        if self.item:
+    def to_json(self) -> dict[str, Any] | None:
+        """The argument recorded in histories: the ``kv`` model's item format (harness/checkers)."""
+        data: dict[str, Any] = {}
+        if self.kind == "put_item":
             data["item"] = dict(self.item)
         if self.set_attributes:
             data["set"] = dict(self.set_attributes)
@@ -84,7 +89,7 @@ class ItemOperation:
             data["condition"] = self.condition.to_json()
         if self.kind == "get_item":
             data["consistent"] = self.consistent
-        return data
+        return data or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ Failure detection and elections (M5, M10, M11)
 5. With peer confirmation it first asks its peers (LeaderCheck); a peer answers healthy if it heard the
    leader within peer_healthy_within (the leader answers for itself). ``PeerCheck`` applies the rule
    (any / majority; a missing answer abstains). "suppress" re-arms the timer ("election-suppressed");
-   hearing the leader meanwhile ends the check the same way.
+   hearing the leader meanwhile ends the check the same way. Two would-be candidates checking at once
+   would split the vote, so the one whose name sorts later yields to the other ("yielded").
 6. A candidate takes the next round, promises its own ballot (its own vote counts once durable) and asks
    its peers; a majority elects it. If not elected by election_timeout (plus the lease, when voters may
    defer that long) it retries with the next round. Ineligible replicas never stand; they do vote.
@@ -700,6 +701,8 @@ class Replica:
         self._emit(SetTimer("peer-check", _ns(self.config.timing.peer_check_timeout_ms)))
 
     def _on_leader_check(self, now_ns: int, source: str, check: LeaderCheck) -> None:
+        if self.peer_check is not None and source < self.name:
+            self._end_peer_check(now_ns, "suppress", "yielded")  # two would-be candidates: one stands
         self._send(source, LeaderCheckReply(self.partition, self.name, self._hears_leader(now_ns),
                                             self.leader, self.promised))
 
@@ -760,8 +763,8 @@ class Replica:
             self._become_follower(now_ns, None)
 
     def _on_request_vote(self, now_ns: int, source: str, request: RequestVote) -> None:
-        if not may_vote_in_round(request.ballot, self.promised):
-            self._send(source, Vote(self.partition, max(request.ballot, self.promised), self.name, False))
+        if not may_vote_in_round(request.ballot, self.promised):  # refused with what we promised
+            self._send(source, Vote(self.partition, self.promised, self.name, False))
             return
         self._adopt(now_ns, request.ballot)
         if not (self.config.bugs.vote_without_log_check or log_is_current(
@@ -796,15 +799,14 @@ class Replica:
             if vote.granted and vote.ballot == self.promised:
                 self.votes.add(source)
                 self._check_won(now_ns)
-            elif not vote.granted:
-                self._count_refusal(source)
+            elif not vote.granted and source not in self.refusals:
+                self._count_refusal(source, split=vote.ballot != self.promised)
 
-    def _count_refusal(self, voter: str) -> None:
-        """Rule 6: once a majority is out of reach (a split vote), retry after a short random backoff."""
-        before = len(self.refusals)
+    def _count_refusal(self, voter: str, split: bool) -> None:
+        """Rule 6: when the vote is split (the voter promised a rival of this round) or a majority is out
+        of reach, retry after a short random backoff instead of the whole election timeout."""
         self.refusals.add(voter)
-        out_of_reach = len(self.peers) + 1 - self.quorum
-        if before <= out_of_reach < len(self.refusals):
+        if split or len(self.refusals) == len(self.peers) + 1 - self.quorum + 1:
             self._note("election-lost", self.promised[0], len(self.refusals))
             backoff_ms = self.rng.uniform(0.0, self.config.timing.suspicion_jitter_ms)
             self._emit(SetTimer("election", _ns(backoff_ms)))

@@ -233,7 +233,7 @@ def test_one_vote_per_round_refuses_a_second_candidate():
     first = r.on_message(MS, "a", RequestVote(0, (1, "a"), "a", 0, NO_BALLOT))
     persist_all(r, MS, first)
     second = r.on_message(2 * MS, "c", RequestVote(0, (1, "c"), "c", 0, NO_BALLOT))
-    assert [s.message for s in sends(second, Vote)] == [Vote(0, (1, "c"), "b", False)]
+    assert [s.message for s in sends(second, Vote)] == [Vote(0, (1, "a"), "b", False)]  # who we promised
     assert r.ballot == (1, "a")
 
 
