@@ -85,6 +85,25 @@ class Network:
         kind = getattr(message, "kind", None)
         if type(kind) is not str:
             kind = type(message).__name__
+        if link.plain:
+            # A plain link (see ``LinkState.plain``): the walk of ``_transmit_copy`` inlined, without
+            # the steps that cannot apply; the same single draw, for the delay. Keep the two alike.
+            now = self.kernel.now_ns
+            in_flight = link.in_flight
+            while in_flight and in_flight[0].time_ns <= now:
+                in_flight.popleft()
+            if len(in_flight) >= link.prune_at and not link.make_room(now):
+                link.dropped_queue_full += 1
+                return
+            time_ns = now + int(link.uniform_low_ns + link.uniform_span_ns * self._random())
+            if time_ns < link.last_delivery_ns:
+                time_ns = link.last_delivery_ns
+            else:
+                link.last_delivery_ns = time_ns
+            in_flight.append(self._schedule(time_ns, link.deliver, (source, message),
+                                            link.destination_node, "deliver",
+                                            (source, destination, kind)))
+            return
         extra_ns = 0
         if link.faulted:
             extra_ns = self._apply_faults(link, message, kind, size_bytes)

@@ -296,6 +296,13 @@ class NodeContext:
             kernel = self._node.world.kernel
             kernel.trace.record((kernel.now_ns, self.name, kind, detail))
 
+    def halt(self, reason: str) -> None:
+        """Stop this node's process at once, as ``abort()`` would: a crash, chosen by the system
+        itself (fail-stop on an error it cannot handle, such as a full disk)."""
+        if self.alive:
+            self.log("halt", (reason,))
+            self._node.crash()
+
     def fail(self, message: str, *evidence: str) -> None:
         """Report that the system under test broke one of its own invariants. Stops the run."""
         kernel = self._node.world.kernel

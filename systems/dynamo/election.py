@@ -1,17 +1,42 @@
-"""Pure pieces of leader election and leases: ballots, the vote rule, the peer check, the lease.
+"""Leader election: the pure rules (vote, peer check, lease) and the replica's election handlers.
 
-The replica (``replica.py``) holds the state machine; these are the rules it consults, small enough to
-test one by one. The theory (why leases never overlap) is at the top of ``replica.py``.
+Rules 3-6 and 10-11 of ``replica.py``, whose module docstring is the protocol's one description (and
+the argument why leases never overlap). The pure pieces come first, small enough to test one by one;
+``Elections`` groups the replica's election handlers (a mixin: the state lives on the ``Replica``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from systems.dynamo.effects import CancelTimer, SetTimer
+from systems.dynamo.messages import (
+    LeaderCheck,
+    LeaderCheckReply,
+    RequestVote,
+    TimeoutNow,
+    Vote,
+)
 from systems.dynamo.wal import NO_BALLOT, Ballot
 
-__all__ = ["Ballot", "NO_BALLOT", "quorum_of", "log_is_current", "may_vote_in_round",
-           "PeerCheck", "Lease"]
+__all__ = [
+    "NO_BALLOT",
+    "NS_PER_MS",
+    "Ballot",
+    "Elections",
+    "Lease",
+    "PeerCheck",
+    "log_is_current",
+    "may_vote_in_round",
+    "ms_to_ns",
+    "quorum_of",
+]
+
+NS_PER_MS = 1_000_000
+
+
+def ms_to_ns(ms: float) -> int:
+    return int(ms * NS_PER_MS)
 
 
 def quorum_of(group_size: int) -> int:
@@ -117,3 +142,162 @@ class Lease:
     def release(self) -> None:
         self.released = True
         self.until_ns = 0
+
+
+class Elections:
+    """The replica's election handlers, mixed into ``Replica`` (see its rules 3-6, 10-12)."""
+
+    # Attributes and helpers used here are defined by Replica: partition, name, peers, config, rng,
+    # role, promised, durable_round, votes, split_vote, peer_check, vote_request, _send, _emit, _note, ….
+
+    # -- elections (rules 3-6) --------------------------------------------------------------------------
+    def _on_suspicion(self, now_ns: int) -> None:
+        if self.role == "leader":
+            return
+        deadline = self.quiet_since_ns + self.suspicion_ns
+        if now_ns < deadline:
+            self._emit(SetTimer("suspicion", deadline - now_ns))
+            return
+        self.quiet_since_ns = now_ns
+        self.suspicion_ns = self._draw_suspicion()
+        self._emit(SetTimer("suspicion", self.suspicion_ns))
+        if (self.role == "candidate" or self.peer_check is not None or self.vote_request is not None
+                or not self.eligible):
+            return  # already standing or checking, backing a candidate (deferred vote), or ineligible
+        if self.config.mitigations.peer_confirmation and self.peers:
+            self._start_peer_check()
+        else:
+            self._start_election(now_ns, "suspicion")
+
+    def _start_peer_check(self) -> None:
+        self.peer_check = PeerCheck(self.config.mitigations.peer_confirmation_rule, len(self.peers))
+        for peer in self.peers:
+            self._send(peer, LeaderCheck(self.partition, self.name))
+        self._emit(SetTimer("peer-check", ms_to_ns(self.config.timing.peer_check_timeout_ms)))
+
+    def _on_leader_check(self, now_ns: int, source: str, check: LeaderCheck) -> None:
+        if self.peer_check is not None and source < self.name:
+            self._end_peer_check(now_ns, "suppress", "yielded")  # two would-be candidates: one stands
+        self._send(source, LeaderCheckReply(self.partition, self.name, self._hears_leader(now_ns),
+                                            self.leader, self.promised))
+
+    def _hears_leader(self, now_ns: int) -> bool:
+        if self.term is not None:
+            return not self.term.released
+        heard = self.last_heard_leader_ns
+        return (self.following is not None and heard is not None and
+                now_ns - heard <= ms_to_ns(self.config.timing.peer_healthy_within_ms))
+
+    def _on_leader_check_reply(self, now_ns: int, source: str, reply: LeaderCheckReply) -> None:
+        if self.peer_check is None or source not in self.peers:
+            return
+        self.peer_check.record(source, reply.healthy)
+        verdict = self.peer_check.verdict(timed_out=False)
+        if verdict is not None:
+            self._end_peer_check(now_ns, verdict, "peers")
+
+    def _on_peer_check_timeout(self, now_ns: int) -> None:
+        if self.peer_check is not None:
+            self._end_peer_check(now_ns, self.peer_check.verdict(timed_out=True), "peers")
+
+    def _end_peer_check(self, now_ns: int, verdict: str | None, why: str) -> None:
+        check, self.peer_check = self.peer_check, None
+        assert check is not None
+        self._emit(CancelTimer("peer-check"))
+        if verdict == "suppress":
+            self._note("election-suppressed", why, check.healthy, len(check.answers))
+            self.quiet_since_ns = now_ns
+            self._emit(SetTimer("suspicion", self.suspicion_ns))
+        elif self.eligible and self.role == "follower":
+            self._start_election(now_ns, "suspicion")
+
+    def _start_election(self, now_ns: int, reason: str, handoff: bool = False) -> None:
+        ballot = (self.promised[0] + 1, self.name)
+        self._note("election-started", reason, ballot[0])
+        self._become_follower(now_ns, None)
+        self.role = "candidate"
+        self.votes, self.split_vote = set(), False
+        self.candidacy_handoff = handoff
+        self.vote_request = None
+        self.quiet_since_ns = now_ns
+        self._promise(ballot)
+        for peer in self.peers:
+            self._send(peer, RequestVote(self.partition, ballot, self.name, self.log.last_lsn,
+                                         self.log.last_ballot, handoff))
+        deferral_ns = self._lease_ns if self.config.mitigations.lease_wait and not handoff else 0
+        jitter_ns = ms_to_ns(self.rng.uniform(0.0, self.config.timing.suspicion_jitter_ms))
+        self._emit(SetTimer("election", self._election_ns + deferral_ns + jitter_ns))
+        self._check_won(now_ns)
+
+    def _on_election_timeout(self, now_ns: int) -> None:
+        if self.role != "candidate":
+            return
+        if self.eligible:
+            self._start_election(now_ns, "retry")
+        else:
+            self._become_follower(now_ns, None)
+
+    def _on_request_vote(self, now_ns: int, source: str, request: RequestVote) -> None:
+        if not may_vote_in_round(request.ballot, self.promised):  # refused with what we promised
+            self._send(source, Vote(self.partition, self.promised, self.name, False))
+            return
+        self._adopt(now_ns, request.ballot)
+        if not (self.config.bugs.vote_without_log_check or log_is_current(
+                request.last_ballot, request.last_lsn, self.log.last_ballot, self.log.last_lsn)):
+            self._send(source, Vote(self.partition, request.ballot, self.name, False))
+            return
+        self.vote_request = request
+        self.quiet_since_ns = now_ns  # a live candidate we back: no candidacy of our own meanwhile
+        self._try_grant(now_ns)
+
+    def _try_grant(self, now_ns: int) -> None:
+        request = self.vote_request
+        if request is None or request.ballot != self.promised:
+            self.vote_request = None
+            return
+        if self.durable_round < request.ballot[0]:
+            return  # granted once the promise is in the ballot file (on_persisted)
+        if self.config.mitigations.lease_wait and not request.handoff and now_ns < self.promise_until_ns:
+            self._emit(SetTimer("vote-deferred", self.promise_until_ns - now_ns))
+            if self._deferred_ballot != request.ballot:
+                self._deferred_ballot = request.ballot
+                self._note("vote-deferred", request.candidate, self.promise_until_ns - now_ns)
+            return
+        self.vote_request = None
+        self.quiet_since_ns = now_ns
+        self._send(request.candidate, Vote(self.partition, request.ballot, self.name, True))
+
+    def _on_vote(self, now_ns: int, source: str, vote: Vote) -> None:
+        if vote.ballot[0] > self.promised[0]:
+            self._adopt(now_ns, vote.ballot)
+        elif self.role == "candidate" and vote.ballot[0] == self.promised[0] and source in self.peers:
+            if vote.granted and vote.ballot == self.promised:
+                self.votes.add(source)
+                self._check_won(now_ns)
+            elif not vote.granted and vote.ballot != self.promised:
+                self._on_split_vote()
+
+    def _on_split_vote(self) -> None:
+        """Rule 6: the voter promised a rival of this round, so no one may win it: retry after a short
+        random backoff rather than the whole election timeout. (A refusal for a stale log waits the
+        timeout: retrying fast would only fence the leader again and again.)"""
+        if self.split_vote:
+            return
+        self.split_vote = True
+        self._note("election-lost", self.promised[0], "split")
+        backoff_ms = self.rng.uniform(0.0, self.config.timing.suspicion_jitter_ms)
+        self._emit(SetTimer("election", ms_to_ns(backoff_ms)))
+
+    def _check_won(self, now_ns: int) -> None:
+        if self.role != "candidate" or self.durable_round < self.promised[0]:
+            return
+        if len(self.votes & set(self.peers)) + 1 >= self.quorum:
+            self._become_leader(now_ns)
+
+    def _on_timeout_now(self, now_ns: int, source: str, message: TimeoutNow) -> None:
+        if self.role != "follower" or self.following != message.ballot or message.ballot != self.promised:
+            self._note("handoff-declined", "stale", message.ballot[0])
+        elif not self.eligible:
+            self._note("handoff-declined", "ineligible", message.ballot[0])
+        else:
+            self._start_election(now_ns, "handoff", handoff=True)

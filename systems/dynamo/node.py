@@ -86,6 +86,8 @@ class EffectRunner:
     # -- effects -------------------------------------------------------------------------------
     def run(self, key: Any, effects: list[Any]) -> None:
         for effect in effects:
+            if not self.ctx.alive:
+                return  # the node halted (fail-stop) while carrying out earlier effects
             kind = type(effect)
             if kind is Send:
                 message = seal(effect.message) if self._seal else effect.message
@@ -118,9 +120,11 @@ class EffectRunner:
         try:
             disk.append(effect.file, effect.data)
         except DiskFullError:
+            # Fail-stop: the replica believes what it appends is in its log; carrying on without it
+            # would let it acknowledge entries it does not hold. So the process halts, as a crash.
             self.counters["disk_full"] = self.counters.get("disk_full", 0) + 1
-            self.ctx.log("disk-full", (effect.file,))
-            return  # never durable: the protocol sees no acknowledgement, as after a lost fsync
+            self.ctx.halt(f"disk full appending to {effect.file}")
+            return
         disk.fsync(effect.file).add_done_callback(
             lambda done: self._persisted(key, effect.token, done))
 

@@ -28,8 +28,17 @@ from systems.dynamo.effects import Persist, Truncate
 from systems.dynamo.items import Condition, ItemOperation
 from systems.dynamo.messages import CURRENT_FORMAT, LogEntry
 
-__all__ = ["DecodedLog", "DecodedBallot", "WriteAheadLog", "encode_entry", "decode_wal",
-           "encode_ballot", "decode_ballot_file", "NO_BALLOT", "Ballot"]
+__all__ = [
+    "NO_BALLOT",
+    "Ballot",
+    "DecodedBallot",
+    "DecodedLog",
+    "WriteAheadLog",
+    "decode_ballot_file",
+    "decode_wal",
+    "encode_ballot",
+    "encode_entry",
+]
 
 Ballot = tuple[int, str]
 NO_BALLOT: Ballot = (0, "")
@@ -88,7 +97,8 @@ def _operation_json(operation: ItemOperation) -> dict[str, Any]:
     condition = operation.condition
     return {"kind": operation.kind, "key": operation.key, "item": operation.item,
             "set": operation.set_attributes, "add": operation.add_attributes,
-            "condition": None if condition is None else condition.to_json(),
+            "condition": None if condition is None else {
+                "kind": condition.kind, "attribute": condition.attribute, "value": condition.value},
             "consistent": operation.consistent}
 
 

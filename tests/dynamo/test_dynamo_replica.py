@@ -15,12 +15,27 @@ from systems.dynamo.config import Bugs, DynamoConfig, Mitigations, Timing
 from systems.dynamo.effects import Note, Persist, Send, SetTimer, Truncate
 from systems.dynamo.election import Lease, PeerCheck, log_is_current, may_vote_in_round
 from systems.dynamo.items import Condition, ItemOperation
-from systems.dynamo.messages import (Append, AppendReply, Heartbeat, LeaderCheck, LeaderCheckReply,
-                                     LogEntry, ReplicaReply, ReplicaRequest, RequestVote, TimeoutNow,
-                                     Vote)
+from systems.dynamo.messages import (
+    Append,
+    AppendReply,
+    Heartbeat,
+    LeaderCheck,
+    LeaderCheckReply,
+    LogEntry,
+    ReplicaReply,
+    ReplicaRequest,
+    RequestVote,
+    TimeoutNow,
+    Vote,
+)
 from systems.dynamo.replica import Replica
-from systems.dynamo.wal import (NO_BALLOT, decode_ballot_file, decode_wal, encode_ballot,
-                                encode_entry)
+from systems.dynamo.wal import (
+    NO_BALLOT,
+    decode_ballot_file,
+    decode_wal,
+    encode_ballot,
+    encode_entry,
+)
 
 MS = 1_000_000
 PEERS = ("a", "b", "c")
@@ -452,3 +467,47 @@ def test_eventually_consistent_reads_come_from_committed_state(bug, item):
     effects = r.on_message(2 * MS, "r1", request(ItemOperation("get_item", "k", consistent=False)))
     [reply] = [s.message for s in sends(effects, ReplicaReply)]
     assert reply.ok and reply.item == item
+
+
+# -- taking office: the lease wait (M4) ---------------------------------------------------------------------
+@pytest.mark.parametrize("lease_wait, wait_ms", [(True, 399), (False, 0)])  # elected at 2601
+def test_a_new_leader_waits_until_its_own_lease_promise_has_run_out(lease_wait, wait_ms):
+    config = make_config(mitigations={"peer_confirmation": False, "lease_wait": lease_wait})
+    r, _ = replica(config=config)
+    follow(r, 1000 * MS)  # promised old leader a: no vote for others until 3000 ms
+    effects = r.on_timer(2600 * MS, "suspicion")
+    effects += persist_all(r, 2600 * MS, effects)
+    effects = r.on_message(2601 * MS, "c", Vote(0, (2, "b"), "c", True))
+    [became] = notes(effects, "became-leader")
+    assert became.detail == (2, "election", wait_ms * MS)
+    effects += persist_all(r, 2602 * MS, effects)  # the leader's own no-op is durable
+    effects += r.on_message(2603 * MS, "c", AppendReply(0, (2, "b"), "c", True, 1, 1))
+    assert r.commit_lsn == 1
+    assert r.is_serving(2700 * MS) is not lease_wait
+    if lease_wait:
+        assert SetTimer("lease-wait", wait_ms * MS) in effects
+        assert notes(r.on_timer(3000 * MS, "lease-wait"), "serving-started")
+    assert r.is_serving(4450 * MS) and not r.is_serving(4451 * MS)  # round 1 sent at 2601: + 2000 - 150
+
+
+def test_an_entry_from_a_new_ballot_is_acknowledged_only_once_the_promise_is_durable():
+    r, _ = replica()
+    effects = r.on_message(MS, "a", Append(0, (1, "a"), 0, NO_BALLOT, (entry(1, (1, "a"), put("k", 1)),), 0, 1))
+    wal = [e for e in effects if isinstance(e, Persist) and e.file == "wal/p0"]
+    ballot = [e for e in effects if isinstance(e, Persist) and e.file == "ballot/p0"]
+    assert len(wal) == len(ballot) == 1
+    assert not sends(r.on_persisted(2 * MS, wal[0].token), AppendReply)  # WAL durable, promise not yet
+    replies = sends(r.on_persisted(3 * MS, ballot[0].token), AppendReply)
+    assert [s.message for s in replies] == [AppendReply(0, (1, "a"), "b", True, 1, 1)]
+
+
+def test_a_durability_report_for_bytes_cut_away_is_ignored():
+    old = [entry(1, (1, "a"), put("k", 1))]
+    r, _ = replica(wal=wal_of(*old), ballot_file=encode_ballot((2, "c")))
+    first = r.on_message(MS, "a", Append(0, (2, "c"), 1, (1, "a"), (entry(2, (2, "c"), put("k", 2)),), 0, 1))
+    second = r.on_message(2 * MS, "c", Append(0, (3, "c"), 1, (1, "a"), (entry(2, (3, "c"), put("k", 3)),), 0, 2))
+    assert any(isinstance(e, Truncate) for e in second)
+    stale = [e for e in first if isinstance(e, Persist)][0]
+    assert not sends(r.on_persisted(3 * MS, stale.token), AppendReply)  # generation 0: cut away
+    replies = sends(persist_all(r, 4 * MS, second), AppendReply)
+    assert [s.message.ballot for s in replies] == [(3, "c")]

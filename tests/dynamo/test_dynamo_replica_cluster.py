@@ -19,7 +19,12 @@ import pytest
 from systems.dynamo.config import Bugs, DynamoConfig, Mitigations, Timing
 from systems.dynamo.effects import CancelTimer, Note, Persist, Send, SetTimer, Truncate
 from systems.dynamo.items import ItemOperation
-from systems.dynamo.messages import Heartbeat, LeaderChanged, ReplicaReply, ReplicaRequest
+from systems.dynamo.messages import (
+    Heartbeat,
+    LeaderChanged,
+    ReplicaReply,
+    ReplicaRequest,
+)
 from systems.dynamo.replica import Replica
 
 MS = 1_000_000
@@ -133,14 +138,12 @@ class Cluster:
             elif isinstance(effect, Note):
                 self.notes.append((self.now, name, effect))
             else:
-                raise AssertionError(f"unexpected effect {effect!r}")
+                raise TypeError(f"unexpected effect {effect!r}")
 
     def send(self, source: str, destination: str, message: Any) -> None:
         if destination not in self.replicas:
             self.outbox.append((self.now, source, destination, message))
-        elif (source, destination) in self.blocked:
-            return
-        elif isinstance(message, Heartbeat) and (source, destination) in self.blocked_heartbeats:
+        elif (source, destination) in self.blocked or isinstance(message, Heartbeat) and (source, destination) in self.blocked_heartbeats:
             return
         else:
             self.push(self.now + self.latency, "deliver", destination, (source, message))
@@ -248,8 +251,9 @@ def test_writes_commit_on_every_replica_and_answer_once():
     assert cluster.replies(100)[0].item == (("v", 3),)
 
 
-def test_leader_crash_causes_one_election_and_loses_no_acknowledged_write():
-    cluster = Cluster()
+@pytest.mark.parametrize("lease_wait", [True, False])
+def test_leader_crash_causes_one_election_and_loses_no_acknowledged_write(lease_wait):
+    cluster = Cluster(make_config(mitigations={"lease_wait": lease_wait}))
     leader = cluster.elect()
     for i in range(5):
         cluster.request(leader, put(f"k{i}", i), i)
@@ -261,18 +265,21 @@ def test_leader_crash_causes_one_election_and_loses_no_acknowledged_write():
     assert [note.detail[0] for _, _, note in elections] == ["suspicion"]
     [new] = cluster.serving()
     assert new != leader
-    # The new leader waited out the old lease: it began serving after the old lease's last renewal.
     old_until = max(note.detail[0] for _, n, note in cluster.noted("lease-renewed") if n == leader)
     [(started, _, _)] = [s for s in cluster.noted("serving-started") if s[1] == new]
-    assert started >= old_until
+    if lease_wait:  # the new leader serves only after the old lease (last renewal) has run out
+        assert started >= old_until
+    else:  # nothing waited: voters granted at once and the new leader did not wait
+        assert not cluster.noted("vote-deferred")
+        assert [note.detail[2] for _, n, note in cluster.noted("became-leader", 3100)] == [0]
     assert cluster.replicas[new].items == {f"k{i}": {"v": i} for i in range(5)}
-    assert cluster.overlaps == []
+    assert cluster.overlaps == []  # the old leader is down: nobody serves beside the new one
 
 
 def test_a_lagging_follower_catches_up_in_batches():
     cluster = Cluster()
     leader = cluster.elect()
-    lagging = [n for n in NAMES if n != leader][0]
+    lagging = next(n for n in NAMES if n != leader)
     cluster.blocked.add((leader, lagging))
     for i in range(150):  # more than one Append batch
         cluster.request(leader, put(f"k{i}", i), i)
@@ -365,7 +372,7 @@ def isolate_leader_from_one_follower(mitigations: dict) -> tuple[Cluster, str, s
     """S2/S6 shape: the leader and one follower lose each other completely; the other link is fine."""
     cluster = Cluster(make_config(mitigations={"peer_confirmation": False} | mitigations))
     leader = cluster.elect()
-    cut = [n for n in NAMES if n != leader][0]
+    cut = next(n for n in NAMES if n != leader)
     cluster.blocked |= {(leader, cut), (cut, leader)}
     cluster.run(9000)  # the two cut-off replicas keep deposing each other: no peer check
     return cluster, leader, cut
@@ -373,7 +380,7 @@ def isolate_leader_from_one_follower(mitigations: dict) -> tuple[Cluster, str, s
 
 @pytest.mark.parametrize("lease_wait", [True, False])
 def test_the_lease_wait_is_what_prevents_two_leaders_serving(lease_wait):
-    cluster, leader, cut = isolate_leader_from_one_follower({"lease_wait": lease_wait})
+    cluster, _, cut = isolate_leader_from_one_follower({"lease_wait": lease_wait})
     first_successor = cluster.noted("became-leader", after_ms=3000)[0][1]
     assert first_successor == cut  # the cut-off follower deposed the healthy leader
     assert bool(cluster.overlaps) is not lease_wait
@@ -385,7 +392,7 @@ def test_peer_confirmation_keeps_a_gray_link_from_deposing_the_leader():
     config = make_config()
     cluster = Cluster(config)
     leader = cluster.elect()
-    follower = [n for n in NAMES if n != leader][0]
+    follower = next(n for n in NAMES if n != leader)
     cluster.blocked_heartbeats.add((leader, follower))
     cluster.run(12000)
     assert cluster.leaders() == [leader] and cluster.noted("election-started", after_ms=3000) == []
@@ -395,7 +402,7 @@ def test_peer_confirmation_keeps_a_gray_link_from_deposing_the_leader():
 def test_without_peer_confirmation_a_gray_link_causes_spurious_elections():
     cluster = Cluster(make_config(mitigations={"peer_confirmation": False}))
     leader = cluster.elect()
-    follower = [n for n in NAMES if n != leader][0]
+    follower = next(n for n in NAMES if n != leader)
     cluster.blocked_heartbeats.add((leader, follower))
     cluster.run(12000)
     assert cluster.noted("election-started", after_ms=3000)
@@ -456,3 +463,30 @@ def test_ineligible_replicas_never_stand_even_when_the_leader_is_gone():
     cluster.crash(leader)
     cluster.run(15000)
     assert cluster.leaders() == [] and cluster.noted("election-started", after_ms=3000) == []
+
+
+# -- fencing (M3) ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_deposed_leader_cannot_overwrite_committed_entries(bug):
+    """The old leader, cut off, keeps resending an uncommitted write. Once its messages get through
+    again (the replies still do not), followers must fence it off; with ``accept_stale_ballot`` they
+    let it cut committed entries out of their logs."""
+    cluster = Cluster(make_config(bugs={"accept_stale_ballot": bug}))
+    old = cluster.elect()
+    others = [n for n in NAMES if n != old]
+    cluster.blocked |= {(old, n) for n in others} | {(n, old) for n in others}
+    cluster.request(old, put("x", "lost"), 1)
+    cluster.run(9000)
+    [new] = [n for n in others if cluster.replicas[n].role == "leader"]
+    cluster.request(new, put("y", "kept"), 2)
+    cluster.run(9100)
+    assert [r.ok for r in cluster.replies(2)] == [True]
+    cluster.blocked -= {(old, n) for n in others}  # the old leader's messages flow again
+    cluster.run(9600)
+    follower = next(n for n in others if n != new)
+    overwritten = {n for _, n, _ in cluster.noted("committed-entry-overwritten")}
+    assert overwritten == ({follower} if bug else set())  # (the new leader repairs it, again and again)
+    rejected = [n for _, n, _ in cluster.noted("stale-ballot-rejected", after_ms=9100)]
+    assert (follower in rejected) is not bug
+    if not bug:
+        assert cluster.replicas[follower].entries == cluster.replicas[new].entries
