@@ -10,6 +10,9 @@ degradation), process (crash, restart, pause, power-off of a node or an AZ), dis
 writes, bit-rot, misdirected writes, disk full, wipe) and clock (skew, drift, jump).
 
 ``FAULT_KINDS`` maps each YAML name to its class; the scenario loader and the fuzzer use it.
+
+Node fields accept a node's name or a selector that the system under test resolves when the fault
+strikes (``leader(0)``: whichever node leads partition 0 then; see ``World.resolve``).
 """
 
 from __future__ import annotations
@@ -75,8 +78,10 @@ class Partition(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        side_b = self.side_b or tuple(n for n in world.node_names() if n not in self.side_a)
-        return world.network.partition(list(self.side_a), list(side_b)).heal
+        side_a = [world.resolve(name) for name in self.side_a]
+        side_b = ([world.resolve(name) for name in self.side_b] or
+                  [name for name in world.node_names() if name not in side_a])
+        return world.network.partition(side_a, side_b).heal
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,8 @@ class OneWayPartition(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        return world.network.partition_one_way(list(self.sources), list(self.destinations)).heal
+        return world.network.partition_one_way([world.resolve(n) for n in self.sources],
+                                               [world.resolve(n) for n in self.destinations]).heal
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,8 @@ class GrayLinkFault(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        rule = GrayLink(source=self.source, destination=self.destination,
+        rule = GrayLink(source=_resolve(world, self.source),
+                        destination=_resolve(world, self.destination),
                         message_type=self.message_type, drop_probability=self.drop_probability,
                         extra_delay_ms=self.extra_delay_ms, flap_period_ms=self.flap_period_ms,
                         flap_duty=self.flap_duty)
@@ -144,7 +151,7 @@ class SwizzleClog(Fault):
     duration_s: float | None = None  # a swizzle runs its own course (clog all, then unclog all)
 
     def apply(self, world: World) -> None:
-        world.network.swizzle_clog(list(self.nodes), self.interval_ms)
+        world.network.swizzle_clog([world.resolve(name) for name in self.nodes], self.interval_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +169,17 @@ class DegradeLink(Fault):
 
     def apply(self, world: World) -> Undo:
         network = world.network
-        before = network.link_config(self.source, self.destination)
-        network.configure_link(self.source, self.destination, LinkConfig(
+        source, destination = world.resolve(self.source), world.resolve(self.destination)
+        before = network.link_config(source, destination)
+        network.configure_link(source, destination, LinkConfig(
             delay_distribution="uniform", delay_ms_min=self.delay_ms_min,
             delay_ms_max=max(self.delay_ms_min, self.delay_ms_max),
             loss_probability=self.loss_probability))
-        return lambda: network.configure_link(self.source, self.destination, before)
+        return lambda: network.configure_link(source, destination, before)
+
+
+def _resolve(world: World, name: str) -> str:
+    return name if name == "*" else world.resolve(name)
 
 
 # -- process ---------------------------------------------------------------------------------------

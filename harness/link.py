@@ -161,7 +161,7 @@ class LinkState:
                  "duplicated", "reordered", "clogged_held")
 
     def __init__(self, source_node: Node, destination_node: Node, config: LinkConfig,
-                 rng: Rng) -> None:
+                 draw_delay_ns: Callable[[], int]) -> None:
         self.source, self.destination = source_node.name, destination_node.name
         self.source_node, self.destination_node = source_node, destination_node
         self.deliver = destination_node.deliver
@@ -174,12 +174,15 @@ class LinkState:
         self.messages_sent = self.bytes_sent = self.duplicated = self.reordered = 0
         self.dropped_loss = self.dropped_partition = self.dropped_gray = self.dropped_queue_full = 0
         self.clogged_held = 0
-        self.configure(config, rng)
+        self.configure(config, draw_delay_ns)
 
-    def configure(self, config: LinkConfig, rng: Rng) -> None:
-        """Compile ``config`` into the constants ``send`` reads. Messages in flight keep their fate."""
+    def configure(self, config: LinkConfig, draw_delay_ns: Callable[[], int]) -> None:
+        """Compile ``config`` into the constants ``send`` reads. Messages in flight keep their fate.
+
+        ``draw_delay_ns`` is ``delay_sampler(config, rng)``; links with one config share one.
+        """
         self.config = config
-        self.draw_delay_ns = delay_sampler(config, rng)
+        self.draw_delay_ns = draw_delay_ns
         uniform = config.delay_distribution == "uniform"  # inlined by send: no call per message
         self.uniform_low_ns = config.delay_ms_min * 1e6
         self.uniform_span_ns = (config.delay_ms_max - config.delay_ms_min) * 1e6 if uniform else -1.0
@@ -192,6 +195,10 @@ class LinkState:
         self.capacity = config.queue_capacity_messages
         self.full_until_ns = 0  # while full: no copy lands before this time, so refuse without looking
         self.prune_at = min(self.capacity, PRUNE_BATCH)  # look at in_flight when it gets this long
+        # Plain: a uniform delay is the only draw, and copies need no serialization. ``send`` then
+        # takes a shorter path (unless a fault applies), with the same draws.
+        self.plain = (uniform and not self.loss_probability and not self.duplicate_probability
+                      and not self.reorder_probability and not self.ns_per_byte)
 
     def make_room(self, now_ns: int) -> bool:
         """Forget delivered timers; True if one more copy fits within ``queue_capacity_messages``.

@@ -36,10 +36,11 @@ to the destination host at its delivery time; whether the host was up is the nod
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from harness.link import COUNTERS, LinkConfig, LinkState, message_size, message_type
+from harness.link import (COUNTERS, DEFAULT_MESSAGE_SIZE_BYTES, LinkConfig, LinkState, delay_sampler,
+                          message_size, message_type)
 from harness.network_faults import Cut, GrayLink, GrayRule, NetworkFault, SwizzleClog
 from harness.scheduler import Kernel
 
@@ -68,6 +69,8 @@ class Network:
         self._links: dict[str, dict[str, LinkState]] = {}  # source → destination → link
         self._faults: dict[int, NetworkFault] = {}  # in the order added
         self._next_fault_id = 1
+        self._sampled_config: LinkConfig | None = None  # see ``_delay_sampler``
+        self._sampler: Callable[[], int] | None = None
 
     # -- sending: the hot path --------------------------------------------------------------------
     def send(self, source: str, destination: str, message: Any, size_bytes: int | None = None) -> None:
@@ -77,17 +80,18 @@ class Network:
         except KeyError:
             link = self._new_link(source, destination)
         if size_bytes is None:
-            size_bytes = getattr(message, "size_bytes", None)  # ``message_size``, mostly inlined
+            size_bytes = getattr(message, "size_bytes", None)  # ``message_size``, inlined
             if type(size_bytes) is not int:
-                size_bytes = message_size(message)
+                size_bytes = len(message) if type(message) is bytes else DEFAULT_MESSAGE_SIZE_BYTES
         link.messages_sent += 1
         link.bytes_sent += size_bytes
         kind = getattr(message, "kind", None)
         if type(kind) is not str:
             kind = type(message).__name__
-        if link.plain:
-            # A plain link (see ``LinkState.plain``): the walk of ``_transmit_copy`` inlined, without
-            # the steps that cannot apply; the same single draw, for the delay. Keep the two alike.
+        if link.plain and not link.faulted:
+            # A plain, healthy link (see ``LinkState.plain``): the walk of ``_transmit_copy`` inlined,
+            # without the steps that cannot apply; the same single draw, for the delay. Keep the two
+            # alike.
             now = self.kernel.now_ns
             in_flight = link.in_flight
             while in_flight and in_flight[0].time_ns <= now:
@@ -186,7 +190,8 @@ class Network:
     # -- links ------------------------------------------------------------------------------------
     def _new_link(self, source: str, destination: str) -> LinkState:
         config = self._overrides.get((source, destination), self._defaults)
-        link = LinkState(self._node(source), self._node(destination), config, self.rng)
+        link = LinkState(self._node(source), self._node(destination), config,
+                         self._delay_sampler(config))
         self._links.setdefault(source, {})[destination] = link
         self._refresh(link)
         return link
@@ -209,7 +214,7 @@ class Network:
         if not isinstance(config, LinkConfig):
             raise TypeError(f"configure_link needs a LinkConfig, got {config!r}")
         self._overrides[(source, destination)] = config
-        self._link(source, destination).configure(config, self.rng)
+        self._link(source, destination).configure(config, self._delay_sampler(config))
 
     def link_config(self, source: str, destination: str) -> LinkConfig:
         """The config the link source→destination uses now."""
@@ -222,7 +227,18 @@ class Network:
         self._defaults = config
         for link in self._all_links():
             if (link.source, link.destination) not in self._overrides:
-                link.configure(config, self.rng)
+                link.configure(config, self._delay_sampler(config))
+
+    def _delay_sampler(self, config: LinkConfig) -> Callable[[], int]:
+        """The delay sampler of ``config``, made once for a run of links with the same config.
+
+        Sharing it spares each of thousands of links a closure of its own: fewer objects for the
+        garbage collector to walk. It draws from the network's stream either way.
+        """
+        if config is not self._sampled_config:
+            self._sampled_config, self._sampler = config, delay_sampler(config, self.rng)
+        assert self._sampler is not None
+        return self._sampler
 
     # -- faults -----------------------------------------------------------------------------------
     def partition(self, group_a: Iterable[str], group_b: Iterable[str]) -> Cut:
@@ -284,6 +300,9 @@ class Network:
                 self._drop_on_cut(link)
 
     def _refresh(self, link: LinkState) -> None:
+        if not self._faults:  # the common case, e.g. every new link of a healthy network
+            link.cut, link.gray, link.faulted = False, (), link.clog_depth > 0
+            return
         faults = self._faults.values()
         link.cut = any(isinstance(f, Cut) and f.cuts(link.source_node, link.destination_node)
                        for f in faults)

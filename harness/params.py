@@ -8,9 +8,15 @@ to explain what is allowed; ``graylink schema`` turns it into a JSON Schema. One
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
-__all__ = ["param", "ParamSpec", "spec_of"]
+__all__ = ["param", "ParamSpec", "spec_of", "SELECTOR"]
+
+# A node selector, ``kind(argument)``, accepted wherever a node name is (``ref="node"``): the system
+# under test resolves it when a fault strikes, e.g. ``leader(0)`` for the node leading partition 0 at
+# that moment. Systems declare the kinds they understand in ``NODE_SELECTORS`` (see World.resolve).
+SELECTOR = re.compile(r"([a-z_][a-z0-9_]*)\((.*)\)\Z")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

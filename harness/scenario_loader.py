@@ -139,8 +139,11 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
     if not header.name.strip():
         reader.fail(entries["name"][1], "name", "the name must not be blank")
     topology = _read_topology(reader, entries["topology"][1])
+    system = _read_system(reader.with_refs({"node": [spec.name for spec in topology.nodes],
+                                            "az": topology.azs()}), entries["system"][1])
+    selectors = sorted(getattr(resolve_system_class(system.use), "NODE_SELECTORS", {}))
     reader = reader.with_refs({"node": [spec.name for spec in topology.nodes],
-                               "az": topology.azs()})
+                               "az": topology.azs(), "node-selector": selectors})
 
     def section(key: str, cls: type, default: Any) -> Any:
         return reader.build(cls, entries[key][1], key) if key in entries else default
@@ -148,7 +151,7 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
     return Scenario(
         name=header.name, description=header.description, seed=header.seed,
         duration_s=header.duration_s, heal_s=header.heal_s, topology=topology,
-        system=_read_system(reader, entries["system"][1]),
+        system=system,
         link=section("network", LinkConfig, LinkConfig()),
         disk=section("disk", DiskConfig, DiskConfig()),
         faults=_read_faults(reader, entries, header.duration_s),

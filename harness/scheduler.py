@@ -225,7 +225,7 @@ class Kernel:
                 record((time_ns, None, timer.kind, timer.detail))
             self.now_ns = time_ns
             self.steps = steps = self.steps + 1
-            if not steps & 1023:
+            if not steps & 255:
                 fold()
             self._current = timer
             timer.callback(*timer.args)

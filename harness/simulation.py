@@ -94,6 +94,7 @@ class Simulation:
         system_class = resolve_system_class(spec.use)
         config = spec.config if spec.config is not None else {}
         self.system = system_class(config)
+        self.world.system = self.system
         self.system.setup(self.world)
         for name in self.world.node_names():
             node = self.world.nodes[name]

@@ -14,12 +14,14 @@ start of the heal phase. Every application is logged as an ``AppliedFault`` for 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.faults import (ClockJump, ClockSkew, Crash, Fault, GrayLinkFault, Partition, Pause,
                             PowerOff, Undo)
 from harness.params import param
+from harness.world import SELECTOR, UnresolvedTarget
 
 if TYPE_CHECKING:
     from harness.rng import Rng
@@ -160,11 +162,18 @@ class FaultTimeline:
 
     def _strike(self, fault: Fault) -> None:
         kernel = self._world.kernel
-        undo = fault.apply(self._world)
-        index = len(self.log)
         target = getattr(fault, "node", None) or getattr(fault, "az", None)
-        self.log.append(AppliedFault(kernel.now_ns, fault.describe(), fault.kind, fault.family,
-                                     target))
+        try:
+            resolved = self._resolutions(fault)  # whom its selectors (``leader(0)``) name right now
+            undo = fault.apply(self._world)
+        except UnresolvedTarget as missing:  # e.g. "leader(0)" while partition 0 has no leader
+            kernel.trace.record((kernel.now_ns, None, "fault-skipped", str(missing)))
+            self.log.append(AppliedFault(kernel.now_ns, f"skipped {fault.describe()}: {missing}",
+                                         fault.kind, fault.family, target, kernel.now_ns))
+            return
+        index = len(self.log)
+        description = fault.describe() + (f" [{', '.join(resolved)}]" if resolved else "")
+        self.log.append(AppliedFault(kernel.now_ns, description, fault.kind, fault.family, target))
         if undo is None:
             return
         active = _Active(index, undo)
@@ -172,6 +181,14 @@ class FaultTimeline:
         if fault.duration_s is not None:
             active.timer = kernel.call_later(round(fault.duration_s * _NS_PER_S), self._end, index,
                                              kind="fault-end", detail=fault.describe())
+
+    def _resolutions(self, fault: Fault) -> list[str]:
+        names: list[str] = []
+        for item in dataclasses.fields(fault):  # type: ignore[arg-type]
+            value = getattr(fault, item.name)
+            names.extend(value if isinstance(value, tuple) else [value])
+        return [f"{name} = {self._world.resolve(name)}" for name in names
+                if isinstance(name, str) and SELECTOR.match(name)]
 
     def _end(self, index: int) -> None:
         active = self._active.pop(index, None)

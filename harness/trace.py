@@ -3,7 +3,7 @@
 Theory of operation. The kernel calls ``record(time_ns, node, kind, detail)`` once per dispatched event.
 Records are buffered as tuples and folded into a BLAKE2b digest a chunk at a time (hashing one record
 at a time would dominate the kernel's cost). The digest is defined over fixed chunks of the record
-sequence, records ``[0, 2048)``, ``[2048, 4096)``, … and the last, partial chunk, each encoded whole with
+sequence, records ``[0, 256)``, ``[256, 512)``, … and the last, partial chunk, each encoded whole with
 ``marshal`` version 2: that version writes values only (no back-references, so how objects are shared
 leaves no mark) and is many times faster than ``repr``. Because chunk boundaries depend only on record
 numbers, reading the digest mid-run or running in pieces does not change it: ``digest()`` hashes the
@@ -31,7 +31,9 @@ from typing import IO, Any
 
 __all__ = ["Trace", "TraceRecord", "Divergence", "first_divergence", "read_trace"]
 
-_BATCH = 2048  # records per digest chunk; the kernel asks for a fold every 1024 events
+# Records per digest chunk; the kernel asks for a fold every 256 events. Small, so that few records
+# wait in memory: each is a new object, and thousands of them would set off the garbage collector.
+_BATCH = 256
 _MARSHAL_VALUES_ONLY = 2  # the last marshal version without back-references
 TraceRecord = tuple[int, "str | None", str, Any]
 

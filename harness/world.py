@@ -15,11 +15,16 @@ from harness.clock import NodeClock
 from harness.disk import Disk, DiskConfig
 from harness.network import LinkConfig, Network
 from harness.node import Node
+from harness.params import SELECTOR
 from harness.rng import Rng
 from harness.scheduler import Kernel
 from harness.trace import Trace
 
-__all__ = ["World", "Topology", "NodeSpec"]
+__all__ = ["World", "Topology", "NodeSpec", "UnresolvedTarget", "SELECTOR"]
+
+
+class UnresolvedTarget(LookupError):
+    """A node selector named no node when it was needed (e.g. a partition without a leader)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,7 @@ class World:
         self.topology = topology
         self.nodes: dict[str, Node] = {}
         self.heal_started_ns: int | None = None  # set when the heal phase begins (faults stopped)
+        self.system: Any = None  # the system under test, once the simulation has set it up
         self._disk_config = disk or DiskConfig()
         self.network = Network(self.kernel, self.rng.fork("network"), self, link or LinkConfig())
         for spec in topology.nodes:
@@ -79,10 +85,23 @@ class World:
         return node
 
     def node(self, name: str) -> Node:
+        """The node called ``name``, or the one a selector such as ``leader(0)`` names right now."""
+        resolved = self.resolve(name)
         try:
-            return self.nodes[name]
+            return self.nodes[resolved]
         except KeyError:
-            raise KeyError(f"unknown node {name!r}; nodes are {self.node_names()}") from None
+            raise KeyError(f"unknown node {resolved!r}; nodes are {self.node_names()}") from None
+
+    def resolve(self, name: str) -> str:
+        """A node name, with selectors (``kind(argument)``) resolved by the system under test."""
+        match = SELECTOR.match(name)
+        if match is None:
+            return name
+        select = getattr(self.system, "select_node", None)
+        if select is None:
+            raise UnresolvedTarget(f"{name!r} is a node selector, but the system under test has "
+                                   f"no select_node()")
+        return str(select(self, match.group(1), match.group(2).strip()))
 
     def node_names(self) -> list[str]:
         return sorted(self.nodes)

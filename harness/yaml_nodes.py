@@ -48,7 +48,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from harness.errors import ScenarioError
-from harness.params import ParamSpec, spec_of
+from harness.params import SELECTOR, ParamSpec, spec_of
 
 __all__ = ["NodeReader", "Entries", "compose", "describe_node", "join_path"]
 
@@ -320,7 +320,17 @@ class NodeReader:
         wildcard = name in self.wildcards.get(cls, ())
         if known is None or value in known or (wildcard and value == "*"):
             return
-        choices = list(known) + (["*"] if wildcard else [])
+        selector = SELECTOR.match(value) if ref == "node" else None
+        selectors = self.refs.get("node-selector", ())
+        if selector is not None:
+            if selector.group(1) in selectors:
+                return
+            allowed = ", ".join(f"{kind}(...)" for kind in selectors) or "none (the system under " \
+                "test declares no NODE_SELECTORS)"
+            self.fail(node, path, f"{value!r} uses an unknown node selector "
+                                  f"{selector.group(1)!r}; selectors: {allowed}")
+        choices = list(known) + (["*"] if wildcard else []) + [
+            f"{kind}(...)" for kind in self.refs.get("node-selector", ())]
         self.fail(node, path, f"{value!r} is not a {ref} in the topology{_closest(value, known)}; "
                               f"known {ref}s: {', '.join(choices)}")
 

@@ -23,7 +23,9 @@ Flows:
 from __future__ import annotations
 
 import dataclasses
+import operator
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -228,14 +230,30 @@ class MapReply:
 # -- the checksum envelope ------------------------------------------------------------------------------
 def checksum_of(message: Any) -> int:
     """CRC-32 of the message's content (every field but ``checksum``), canonically rendered."""
-    content = tuple(getattr(message, f.name) for f in dataclasses.fields(message)
-                    if f.name != "checksum")
-    return zlib.crc32(repr((type(message).__name__, content)).encode())
+    kind = type(message)
+    content = _CONTENT.get(kind)
+    if content is None:
+        content = _CONTENT[kind] = _content_getter(kind)
+    return zlib.crc32(repr((kind.__name__, content(message))).encode())
+
+
+def _content_getter(kind: type) -> Callable[[Any], tuple[Any, ...]]:
+    names = [f.name for f in dataclasses.fields(kind) if f.name != "checksum"]
+    getter = operator.attrgetter(*names)
+    return (lambda message: (getter(message),)) if len(names) == 1 else getter
+
+
+_CONTENT: dict[type, Callable[[Any], tuple[Any, ...]]] = {}  # per message class, built on first use
 
 
 def seal(message: M) -> M:
-    """The message with its checksum filled in (the sender's side of M14)."""
-    return dataclasses.replace(message, checksum=checksum_of(message))  # type: ignore[type-var]
+    """The message with its checksum filled in (the sender's side of M14).
+
+    Sealed in place: the checksum is a function of the content, so writing it into a message that
+    others may also hold changes nothing they could observe (and saves a copy per message sent).
+    """
+    object.__setattr__(message, "checksum", checksum_of(message))
+    return message
 
 
 def verify(message: Any) -> bool:

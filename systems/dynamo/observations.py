@@ -4,7 +4,8 @@ Replicas report elections, leadership and leases as ``Note`` effects in their ow
 terms. The observer, which sits outside the system under test, stamps each with the simulation's true
 time, converts lease deadlines from the replica's clock to true time, and keeps them. From that record:
 
-- elections, by reason (``suspicion``, ``handoff``…), and leadership changes;
+- elections, by reason (``suspicion``, ``handoff``, ``retry``…), and leadership changes; the first
+  elections of a partition that never had a leader count apart, as ``initial``;
 - spurious elections: an election that started while another replica of the partition held a valid
   lease (a healthy leader was being deposed: S2, S5);
 - lease overlaps: two replicas of one partition holding valid leases at the same true instant (the
@@ -65,6 +66,8 @@ class Observations:
             self._end_lease(key, node, now)
         elif note.kind == "election-started":
             reason = str(note.detail[0]) if note.detail else "unknown"
+            if not any(partition == key for partition, _ in self.leases):
+                reason = "initial"  # no leader ever held a lease: bootstrapping, not a failover
             spurious = any(self.holds_lease(key, other, now) for other in self._replicas_of(key)
                            if other != node)
             self.elections.append(ElectionRecord(key, node, now, reason, spurious))
@@ -115,7 +118,7 @@ class Observations:
         for election in self.elections:
             reasons[election.reason] += 1
         metrics: dict[str, float] = {
-            "elections": len(self.elections),
+            "elections": sum(e.reason != "initial" for e in self.elections),
             "elections.spurious": sum(e.spurious for e in self.elections),
             "leadership_changes": len(self.leaders),
             "lease_overlaps": len(self.lease_overlaps()),

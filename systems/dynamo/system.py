@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness import Failure, NodeContext, NodeSpec, World
+from harness.world import UnresolvedTarget
 from harness.history import History
 from systems.dynamo.config import DynamoConfig
 from systems.dynamo.effects import Note
@@ -51,6 +52,16 @@ class Layout:
         self.clients = by_role["client"] or _add(world, "client", config.workload.clients, azs)
 
 
+def _integers(argument: str, kind: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in argument.split(",")]
+    except ValueError:
+        raise UnresolvedTarget(f"{kind}({argument}): the arguments must be integers") from None
+    if not 1 <= len(numbers) <= 2:
+        raise UnresolvedTarget(f"{kind}({argument}): expected a partition and maybe an index")
+    return numbers
+
+
 def _add(world: World, role: str, count: int, azs: list[str]) -> list[str]:
     names = [f"{role}-{index + 1}" if count > 1 or role != "metadata" else role
              for index in range(count)]
@@ -63,6 +74,13 @@ class DynamoSystem:
     """The DynamoDB-like store (see ``systems/dynamo/__init__.py`` for the mechanisms it implements)."""
 
     Config = DynamoConfig
+    # Node selectors a scenario may use wherever a node name goes, resolved when the fault strikes.
+    NODE_SELECTORS = {
+        "leader": "leader(P): the node leading partition P at that moment",
+        "follower": "follower(P) or follower(P, i): the i-th (from 0) other replica of partition P, "
+                    "by name, at that moment",
+        "replica": "replica(P, i): the i-th (from 0) replica of partition P in the placement",
+    }
 
     def __init__(self, config: DynamoConfig | dict[str, Any]) -> None:
         self.config = config if isinstance(config, DynamoConfig) else DynamoConfig(**config)
@@ -149,6 +167,30 @@ class DynamoSystem:
         program = self.storage_programs.get(node)
         if program is not None and world.node(node).is_up:
             program.set_eligible(eligible)
+
+    def select_node(self, world: World, kind: str, argument: str) -> str:
+        """Resolve ``leader(P)``, ``follower(P[, i])`` or ``replica(P, i)`` (see NODE_SELECTORS)."""
+        numbers = _integers(argument, kind)
+        partition, index = numbers[0], (numbers[1] if len(numbers) > 1 else 0)
+        if not 0 <= partition < len(self.partition_map):
+            raise UnresolvedTarget(f"{kind}({argument}): there is no partition {partition} "
+                                   f"(partitions are 0..{len(self.partition_map) - 1})")
+        placement = self.partition_map[partition].replicas
+        if kind == "replica":
+            return placement[index % len(placement)]
+        leader = self.leader_of(world, partition)
+        if leader is None:
+            raise UnresolvedTarget(f"{kind}({argument}): partition {partition} has no leader now")
+        if kind == "leader":
+            return leader
+        followers = [name for name in sorted(placement) if name != leader]
+        return followers[index % len(followers)]
+
+    def leader_of(self, world: World, partition: int) -> str | None:
+        """The replica of ``partition`` that leads now (the highest ballot among live leaders)."""
+        leaders = [(replica.ballot, name) for name, replica in self.replicas_of(partition).items()
+                   if world.node(name).is_up and replica.role == "leader"]
+        return max(leaders)[1] if leaders else None
 
     def replicas_of(self, partition: int) -> dict[str, Replica]:
         """The current incarnation's replica of ``partition`` on each storage node that is up."""
