@@ -94,16 +94,21 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
             handle._kernel_timer = None
             return handle
-        kernel = self._kernel  # every task step comes through here: positional ``_schedule``
+        # Every step of every task comes through here, so: a task's name without ``_describe``'s
+        # call, and the kernel's positional ``_schedule``.
+        task = getattr(callback, "__self__", None)
+        detail = task.get_name() if isinstance(task, asyncio.Task) else _describe(callback)
+        kernel = self._kernel
         handle._kernel_timer = kernel._schedule(kernel.now_ns, self._run_soon, (handle,), self._node,
-                                                "aio", _describe(callback))
+                                                "aio", detail)
         return handle
 
     def _run_soon(self, handle: _SoonHandle) -> None:
         """The kernel event of ``call_soon``: ``Node.run_in_node(handle._fire)``, inlined (hot)."""
+        handle._kernel_timer = None  # as ``_fire`` does
         asyncio._set_running_loop(self)
         try:
-            handle._fire()
+            handle._run()
         finally:
             asyncio._set_running_loop(None)
 

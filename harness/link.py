@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from harness.node import Node
     from harness.rng import Rng
 
-__all__ = ["LinkConfig", "LinkState", "message_type", "message_size", "DELAY_DISTRIBUTIONS",
+__all__ = ["LinkConfig", "LinkProfile", "LinkState", "message_type", "message_size", "DELAY_DISTRIBUTIONS",
            "COUNTERS", "validate_fields"]
 
 DELAY_DISTRIBUTIONS = ("constant", "uniform", "exponential", "lognormal")
@@ -146,25 +146,49 @@ def delay_sampler(config: LinkConfig, rng: Rng) -> Callable[[], int]:
     return lambda: int(min(max(lognormal(mu, sigma), low), high))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinkProfile:
+    """A ``LinkConfig`` compiled into the constants ``send`` reads, made once per config and shared by
+    its links: however many links there are, ``send`` then reads the same few objects, which stay
+    in the CPU's cache."""
+
+    config: LinkConfig
+    draw_delay_ns: Callable[[], int]  # see ``delay_sampler``
+    uniform_low_ns: float  # a uniform delay is drawn inline by ``send``, without a call
+    uniform_span_ns: float  # -1.0 when the distribution is not uniform
+    reorder_delay_ns: int  # a reordered copy's largest extra delay
+    ns_per_byte: float  # serialization time per byte; 0.0 for unlimited bandwidth
+    plain: bool  # the delay is the only draw and nothing is serialized: ``send``'s short path
+
+    @classmethod
+    def of(cls, config: LinkConfig, rng: Rng) -> LinkProfile:
+        uniform = config.delay_distribution == "uniform"
+        bandwidth = config.bandwidth_bytes_per_s
+        ns_per_byte = 1e9 / bandwidth if bandwidth else 0.0
+        plain = (uniform and not config.loss_probability and not config.duplicate_probability
+                 and not config.reorder_probability and not ns_per_byte)
+        return cls(config, delay_sampler(config, rng), config.delay_ms_min * 1e6,
+                   (config.delay_ms_max - config.delay_ms_min) * 1e6 if uniform else -1.0,
+                   int(config.reorder_delay_ms_max * 1e6), ns_per_byte, plain)
+
+
 class LinkState:
     """The network's state for one directed link (see the module docstring)."""
 
     # Slots are laid out in this order: what ``send`` reads for every message comes first, so that
     # it shares a few cache lines (with thousands of links, most sends find their link out of cache).
-    __slots__ = ("messages_sent", "bytes_sent", "plain", "faulted", "loss_probability", "in_flight",
-                 "prune_at", "uniform_span_ns", "uniform_low_ns", "ns_per_byte",
-                 "reorder_probability", "last_delivery_ns", "source", "deliver", "destination_node",
-                 "destination", "duplicate_probability",
+    __slots__ = ("messages_sent", "bytes_sent", "plain", "faulted", "in_flight", "prune_at",
+                 "uniform_span_ns", "uniform_low_ns", "last_delivery_ns", "destination_node",
+                 "loss_probability", "ns_per_byte", "reorder_probability", "source", "destination",
+                 "duplicate_probability",
                  "source_node", "config", "draw_delay_ns", "reorder_delay_ns", "capacity",
                  "busy_until_ns", "full_until_ns", "cut", "gray", "clog_depth", "held",
                  "dropped_loss", "dropped_partition", "dropped_gray", "dropped_queue_full",
                  "duplicated", "reordered", "clogged_held")
 
-    def __init__(self, source_node: Node, destination_node: Node, config: LinkConfig,
-                 draw_delay_ns: Callable[[], int]) -> None:
+    def __init__(self, source_node: Node, destination_node: Node, profile: LinkProfile) -> None:
         self.source, self.destination = source_node.name, destination_node.name
         self.source_node, self.destination_node = source_node, destination_node
-        self.deliver = destination_node.deliver
         self.last_delivery_ns = self.busy_until_ns = 0  # FIFO floor; end of current serialization
         self.in_flight: deque[Timer] = deque()  # delivery timers, in time order but for reordered ones
         self.faulted = self.cut = False  # faulted: some cut, gray rule or clog applies (slow path)
@@ -174,31 +198,27 @@ class LinkState:
         self.messages_sent = self.bytes_sent = self.duplicated = self.reordered = 0
         self.dropped_loss = self.dropped_partition = self.dropped_gray = self.dropped_queue_full = 0
         self.clogged_held = 0
-        self.configure(config, draw_delay_ns)
+        self.configure(profile)
 
-    def configure(self, config: LinkConfig, draw_delay_ns: Callable[[], int]) -> None:
-        """Compile ``config`` into the constants ``send`` reads. Messages in flight keep their fate.
+    def configure(self, profile: LinkProfile) -> None:
+        """Take on a config, compiled. Messages in flight keep their fate.
 
-        ``draw_delay_ns`` is ``delay_sampler(config, rng)``; links with one config share one.
+        The constants are copied into slots (``send`` reads them for every message), but they are
+        the profile's objects, shared by every link with this config.
         """
-        self.config = config
-        self.draw_delay_ns = draw_delay_ns
-        uniform = config.delay_distribution == "uniform"  # inlined by send: no call per message
-        self.uniform_low_ns = config.delay_ms_min * 1e6
-        self.uniform_span_ns = (config.delay_ms_max - config.delay_ms_min) * 1e6 if uniform else -1.0
+        config = self.config = profile.config
+        self.draw_delay_ns = profile.draw_delay_ns
+        self.uniform_low_ns = profile.uniform_low_ns
+        self.uniform_span_ns = profile.uniform_span_ns
         self.loss_probability = config.loss_probability
         self.duplicate_probability = config.duplicate_probability
         self.reorder_probability = config.reorder_probability
-        self.reorder_delay_ns = int(config.reorder_delay_ms_max * 1e6)
-        bandwidth = config.bandwidth_bytes_per_s
-        self.ns_per_byte = 1e9 / bandwidth if bandwidth else 0.0
+        self.reorder_delay_ns = profile.reorder_delay_ns
+        self.ns_per_byte = profile.ns_per_byte
+        self.plain = profile.plain
         self.capacity = config.queue_capacity_messages
         self.full_until_ns = 0  # while full: no copy lands before this time, so refuse without looking
         self.prune_at = min(self.capacity, PRUNE_BATCH)  # look at in_flight when it gets this long
-        # Plain: a uniform delay is the only draw, and copies need no serialization. ``send`` then
-        # takes a shorter path (unless a fault applies), with the same draws.
-        self.plain = (uniform and not self.loss_probability and not self.duplicate_probability
-                      and not self.reorder_probability and not self.ns_per_byte)
 
     def make_room(self, now_ns: int) -> bool:
         """Forget delivered timers; True if one more copy fits within ``queue_capacity_messages``.

@@ -3,10 +3,10 @@
 Theory of operation. Every ordered pair of nodes ``(source, destination)`` is a directed link with its
 own ``LinkConfig`` (the world's defaults unless ``configure_link`` overrides it) and its own
 ``LinkState``, created on first use. ``send()`` walks one message through its link and either drops it,
-holds it (a clogged link) or schedules one kernel event per copy: ``destination.deliver(source,
-message)``, owned by the destination node, of kind ``"deliver"``, with detail ``(source, destination,
-message type)``. The kernel then enforces crashes (an event from before a crash is dropped) and pauses
-(it is parked) for us.
+holds it (a clogged link) or schedules one kernel event per copy, which hands the message to
+``destination.deliver(source, message)``, owned by the destination node, of kind ``"deliver"``, with
+detail ``(source, destination, message type)``. The kernel then enforces crashes (an event from
+before a crash is dropped) and pauses (it is parked) for us.
 
 One message's walk, and the order of its random draws (always this order, so a seed fixes every fate):
 
@@ -36,10 +36,10 @@ to the destination host at its delivery time; whether the host was up is the nod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from harness.link import (COUNTERS, DEFAULT_MESSAGE_SIZE_BYTES, LinkConfig, LinkState, delay_sampler,
+from harness.link import (COUNTERS, DEFAULT_MESSAGE_SIZE_BYTES, LinkConfig, LinkProfile, LinkState,
                           message_size, message_type)
 from harness.network_faults import Cut, GrayLink, GrayRule, NetworkFault, SwizzleClog
 from harness.scheduler import Kernel
@@ -69,8 +69,7 @@ class Network:
         self._links: dict[str, dict[str, LinkState]] = {}  # source → destination → link
         self._faults: dict[int, NetworkFault] = {}  # in the order added
         self._next_fault_id = 1
-        self._sampled_config: LinkConfig | None = None  # see ``_delay_sampler``
-        self._sampler: Callable[[], int] | None = None
+        self._last_profile: LinkProfile | None = None  # see ``_profile``
 
     # -- sending: the hot path --------------------------------------------------------------------
     def send(self, source: str, destination: str, message: Any, size_bytes: int | None = None) -> None:
@@ -94,8 +93,6 @@ class Network:
             # alike.
             now = self.kernel.now_ns
             in_flight = link.in_flight
-            while in_flight and in_flight[0].time_ns <= now:
-                in_flight.popleft()
             if len(in_flight) >= link.prune_at and not link.make_room(now):
                 link.dropped_queue_full += 1
                 return
@@ -104,7 +101,7 @@ class Network:
                 time_ns = link.last_delivery_ns
             else:
                 link.last_delivery_ns = time_ns
-            in_flight.append(self._schedule(time_ns, link.deliver, (source, message),
+            in_flight.append(self._schedule(time_ns, self._arrive, (link, source, message),
                                             link.destination_node, "deliver",
                                             (source, destination, kind)))
             return
@@ -136,11 +133,6 @@ class Network:
             return
         now = self.kernel.now_ns
         in_flight = link.in_flight
-        # Forget delivered copies at once: a link that never fills up (most of them, with many nodes)
-        # would otherwise keep up to ``PRUNE_BATCH`` timers and their messages alive, and the garbage
-        # collector would walk them all again and again.
-        while in_flight and in_flight[0].time_ns <= now:
-            in_flight.popleft()
         if len(in_flight) >= link.prune_at and not link.make_room(now):
             link.dropped_queue_full += 1
             return
@@ -161,9 +153,22 @@ class Network:
         else:
             link.last_delivery_ns = time_ns
         source = link.source
-        in_flight.append(self._schedule(time_ns, link.deliver, (source, message),
+        in_flight.append(self._schedule(time_ns, self._arrive, (link, source, message),
                                         link.destination_node, "deliver",
                                         (source, link.destination, kind)))
+
+    def _arrive(self, link: LinkState, source: str, message: Any) -> None:
+        """A copy's delivery event: the link forgets the copies delivered by now; the host gets it.
+
+        Forgetting them here rather than at the link's next send matters for speed: with many
+        links, that send comes thousands of events later, when the timers have left the CPU's
+        caches (``make_room`` still forgets those whose delivery a crash or pause took away).
+        """
+        in_flight = link.in_flight
+        now = self.kernel.now_ns
+        while in_flight and in_flight[0].time_ns <= now:
+            in_flight.popleft()
+        link.destination_node.deliver(source, message)
 
     def _apply_faults(self, link: LinkState, message: Any, kind: str, size_bytes: int) -> int:
         """Cuts, gray rules and clogs. The extra delay to add, or _CONSUMED if dropped or held."""
@@ -190,8 +195,7 @@ class Network:
     # -- links ------------------------------------------------------------------------------------
     def _new_link(self, source: str, destination: str) -> LinkState:
         config = self._overrides.get((source, destination), self._defaults)
-        link = LinkState(self._node(source), self._node(destination), config,
-                         self._delay_sampler(config))
+        link = LinkState(self._node(source), self._node(destination), self._profile(config))
         self._links.setdefault(source, {})[destination] = link
         self._refresh(link)
         return link
@@ -214,7 +218,7 @@ class Network:
         if not isinstance(config, LinkConfig):
             raise TypeError(f"configure_link needs a LinkConfig, got {config!r}")
         self._overrides[(source, destination)] = config
-        self._link(source, destination).configure(config, self._delay_sampler(config))
+        self._link(source, destination).configure(self._profile(config))
 
     def link_config(self, source: str, destination: str) -> LinkConfig:
         """The config the link source→destination uses now."""
@@ -227,18 +231,19 @@ class Network:
         self._defaults = config
         for link in self._all_links():
             if (link.source, link.destination) not in self._overrides:
-                link.configure(config, self._delay_sampler(config))
+                link.configure(self._profile(config))
 
-    def _delay_sampler(self, config: LinkConfig) -> Callable[[], int]:
-        """The delay sampler of ``config``, made once for a run of links with the same config.
+    def _profile(self, config: LinkConfig) -> LinkProfile:
+        """``config`` compiled, once for a run of links with the same config (usually all of them).
 
-        Sharing it spares each of thousands of links a closure of its own: fewer objects for the
-        garbage collector to walk. It draws from the network's stream either way.
+        Shared, its constants and delay sampler cost thousands of links no objects of their own:
+        less to create, for the garbage collector to walk, and for ``send`` to fetch from memory.
+        Every sampler draws from the network's stream.
         """
-        if config is not self._sampled_config:
-            self._sampled_config, self._sampler = config, delay_sampler(config, self.rng)
-        assert self._sampler is not None
-        return self._sampler
+        profile = self._last_profile
+        if profile is None or profile.config is not config:
+            profile = self._last_profile = LinkProfile.of(config, self.rng)
+        return profile
 
     # -- faults -----------------------------------------------------------------------------------
     def partition(self, group_a: Iterable[str], group_b: Iterable[str]) -> Cut:

@@ -198,10 +198,15 @@ class Node:
             self.stats.messages_dropped_down += 1
             return
         self.stats.messages_received += 1
-        if self.loop is None:  # ``run_in_node`` inlined (a call less per message)
+        loop = self.loop  # ``run_in_node``, inlined: a call less per message
+        if loop is None:
             self.program.on_message(source, message)
-        else:
-            self.run_in_node(self.program.on_message, source, message)
+            return
+        asyncio._set_running_loop(loop)
+        try:
+            self.program.on_message(source, message)
+        finally:
+            asyncio._set_running_loop(None)
 
     def run_in_node(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run node code with this node's event loop as the running loop, if it has one."""

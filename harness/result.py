@@ -10,6 +10,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
 from harness.timeline import AppliedFault
 
@@ -42,6 +43,7 @@ class Result:
     faults: tuple[AppliedFault, ...] = ()
     statistics: dict[str, Any] = field(default_factory=dict)
     trace_tail: tuple[str, ...] = ()  # the last events before the end, for failure reports
+    checks: tuple[CheckResult, ...] = ()  # every checker's verdict, with its evidence
 
     @property
     def reproduce(self) -> str:
@@ -57,6 +59,7 @@ class Result:
                 "reason": self.reason, "metrics": self.metrics, "trace_digest": self.trace_digest,
                 "sim_time_s": self.sim_time_s, "wall_time_s": self.wall_time_s,
                 "events": self.events, "reproduce": self.reproduce,
+                "checks": {check.name: check.verdict for check in self.checks},
                 "failures": [failure.describe() for failure in self.failures]}
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +82,10 @@ class Result:
                 lines.append(f"    {applied.started_ns / 1e9:9.3f}s {applied.description}{end}")
             if len(self.faults) > 20:
                 lines.append(f"    ... and {len(self.faults) - 20} more")
+        if self.checks:
+            lines.append("  checks:")
+            for check in self.checks:
+                lines.append(f"    {check.verdict.upper():7} {check.name}: {check.summary}")
         if self.metrics:
             lines.append("  metrics:")
             lines.extend(f"    {name} = {value:g}" if isinstance(value, (int, float))

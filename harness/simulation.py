@@ -7,7 +7,8 @@ Theory of operation. ``Simulation(scenario, seed).run()`` reads like a table of 
 3. schedule the fault timeline: the scripted faults plus the random profile, expanded from the seed;
 4. the fault phase: run the kernel until ``duration_s``, inside the ambient-nondeterminism sandbox;
 5. the heal phase: undo every fault still in effect, bring every node back up, run ``heal_s`` more;
-6. ask the system to check itself, collect metrics, and return the result with the trace digest.
+6. ask the system to check itself (``check``: failures; ``checks``: checker verdicts with evidence),
+   collect metrics, and return the result with the trace digest.
 
 A run always returns a ``Result``, even when the system fails, a limit is hit, the user presses Ctrl-C
 (reason ``interrupted``) or the harness itself breaks (reason ``internal-error``): the harness never
@@ -22,6 +23,7 @@ import traceback
 from typing import Any
 
 from harness.ambient import AmbientSandbox
+from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
 from harness.result import Result
 from harness.scenario import Scenario
@@ -50,6 +52,7 @@ class Simulation:
                            trace=Trace(trace_path))
         self.timeline = FaultTimeline(self.world)
         self.system: System | None = None
+        self.checks: tuple[CheckResult, ...] = ()
         self._baseline_link = scenario.link
 
     def run(self) -> Result:
@@ -71,7 +74,7 @@ class Simulation:
         self._set_up_system()
         self._schedule_faults()
         fault_end_ns = round(scenario.duration_s * _NS_PER_S)
-        run_end_ns = fault_end_ns + round(scenario.heal_s * _NS_PER_S)
+        run_end_ns = world.end_ns = fault_end_ns + round(scenario.heal_s * _NS_PER_S)
         max_steps = scenario.limits.max_steps
         with AmbientSandbox(world):
             outcome = world.kernel.run(until_ns=fault_end_ns, max_steps=max_steps)
@@ -84,9 +87,20 @@ class Simulation:
             message = (f"the run hit its limit of {max_steps} events at "
                        f"t={outcome.time_ns / 1e9:.3f}s (a livelock, or raise limits.max_steps)")
             return "step-limit", [self._failure("step-limit", message)]
+        return self._verdict()
+
+    def _verdict(self) -> tuple[str, list[Failure]]:
+        """The system's own checks (``check``) and its checkers' verdicts (``checks``)."""
         assert self.system is not None
+        world = self.world
         with AmbientSandbox(world):
-            failures = list(self.system.check(world))
+            failures = list(self.system.check(world)) if hasattr(self.system, "check") else []
+            if hasattr(self.system, "checks"):
+                self.checks = tuple(self.system.checks(world))
+        for check in self.checks:
+            failure = check.failure(world.kernel.now_ns)
+            if failure is not None:
+                failures.append(failure)
         return ("failure" if failures else "completed"), failures
 
     def _set_up_system(self) -> None:
@@ -143,13 +157,16 @@ class Simulation:
             except Exception as error:  # noqa: BLE001 - metrics must not lose the report
                 failures.append(self._failure("internal-error", f"metrics() raised {error!r}"))
                 reason = "internal-error"
+        for check in self.checks:
+            for name, value in check.metrics.items():
+                metrics.setdefault(name, value)
         metrics.setdefault("faults_applied", len(self.timeline.log))
         return Result(scenario=scenario.name, source=scenario.source, seed=self.seed,
                       passed=not failures, reason=reason, failures=tuple(failures),
                       metrics=metrics, trace_digest=digest,
                       sim_time_s=world.kernel.now_ns / _NS_PER_S, wall_time_s=wall_time_s,
                       events=trace.events(), faults=tuple(self.timeline.log),
-                      statistics=world.statistics(), trace_tail=tail)
+                      statistics=world.statistics(), trace_tail=tail, checks=self.checks)
 
 
 def _format_event(event: tuple[Any, ...]) -> str:

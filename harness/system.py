@@ -8,6 +8,8 @@ the scenario loader; otherwise a plain dict), then:
   (``world.node(name).install(factory)``) and prepare its workload. The simulation then starts every
   node that has a program.
 - ``check(world)`` once, after the heal phase: return the failures it finds (an empty list if none).
+  Optionally, or instead, ``checks(world)``: run checkers (``harness.checkers``) and return their
+  ``CheckResult``s; failing ones become failures, and every verdict and its evidence is reported.
 - ``metrics(world)`` once, at the end: numbers for reports and expectations.
 
 The reference system (``systems.dynamo``) and the tutorial system (``systems.register``) use exactly

@@ -69,6 +69,7 @@ class World:
         self.nodes: dict[str, Node] = {}
         self.heal_started_ns: int | None = None  # set when the heal phase begins (faults stopped)
         self.system: Any = None  # the system under test, once the simulation has set it up
+        self.end_ns: int | None = None  # when the run will end (set by the simulation)
         self._disk_config = disk or DiskConfig()
         self.network = Network(self.kernel, self.rng.fork("network"), self, link or LinkConfig())
         for spec in topology.nodes:

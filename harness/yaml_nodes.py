@@ -329,6 +329,9 @@ class NodeReader:
                 "test declares no NODE_SELECTORS)"
             self.fail(node, path, f"{value!r} uses an unknown node selector "
                                   f"{selector.group(1)!r}; selectors: {allowed}")
+        if ref == "node" and re.fullmatch(r"[a-z_][a-z0-9_]*\([^)]*", value):
+            self.fail(node, path, f"{value!r} looks like a node selector cut at a comma: inside a "
+                                  f"[flow, list] quote it, e.g. \"{value}, …)\"")
         choices = list(known) + (["*"] if wildcard else []) + [
             f"{kind}(...)" for kind in self.refs.get("node-selector", ())]
         self.fail(node, path, f"{value!r} is not a {ref} in the topology{_closest(value, known)}; "

@@ -11,11 +11,13 @@ clients were told: an acknowledged write was lost (or the value was corrupted). 
 
 Which writes are missing. Weakening an acknowledged write (it may or may not have taken effect, still
 within its span) only makes a history easier to linearize, so the checker finds the shortest suffix of
-the key's acknowledged writes, by acknowledgement time, whose weakening explains the final value
-(bisection: weakening is monotone). Those are the writes whose effect is missing; the latest of them
-always leads the evidence, with its argument and acknowledgement time. When no such suffix explains the
-final value (a read saw a value that is gone, or the value was never written), the evidence says so and
-adds the shrunk conflict of the linearizability checker.
+the key's acknowledged writes, by acknowledgement time, whose weakening lets the key's *writes* (reads
+dropped, so a read that saw a lost value does not hide the loss) end in the final value (bisection:
+weakening is monotone). Those are the writes whose effect is missing; the latest of them leads the
+evidence, with its argument and acknowledgement time. If reads still contradict the final value once
+those writes are weakened, or the writes alone allow the final value (a read saw a value now gone), or
+no suffix explains it (the value was never written, or is corrupt), the evidence says so and adds a
+shrunk conflict from ``shrink.py``.
 
 Keys whose history is itself not linearizable (a stale read, say) are judged on their writes alone:
 the reads are dropped (conditional writes still observe), and the same test runs. A loss found there is
@@ -144,19 +146,47 @@ def _read_f(model: Model, operations: Sequence[Operation]) -> str:
 # -- which writes are missing --------------------------------------------------------------------------
 def _loss(key: Any, final_read: Operation, items: list[Item], model: Model,
           max_steps: int) -> _KeyFinding:
-    acknowledged = sorted((item for item in items if _acknowledged_write(item.operation, model)),
+    """Evidence for a key whose final value does not follow its history (``items``, final read last).
+
+    The missing writes are sought among the writes alone (reads dropped), so that a read that saw a
+    lost value does not hide which acknowledged writes are gone; reads that still contradict the
+    final value afterwards are shown as a conflict."""
+    writes = [item for item in items
+              if item.operation.f not in model.pure or item.operation is final_read]
+    acknowledged = sorted((item for item in writes if _acknowledged_write(item.operation, model)),
                           key=lambda item: (item.operation.completed_ns, item.operation.complete_index))
-    missing = _shortest_missing_suffix(items, acknowledged, model, max_steps)
     latest = acknowledged[-1].operation if acknowledged else None
-    lines = [f"key {key!r}: the final value {final_read.result!r} does not follow the acknowledged "
-             f"writes"]
-    if missing:
-        lines += _missing_lines(missing, model)
-    else:
-        lines += _unexplained_lines(latest, items, model, max_steps)
-    blamed = missing[-1] if missing else latest
+    lines = [f"key {key!r}: the final value {final_read.result!r} does not follow the "
+             "acknowledged writes"]
+    if _linearizable(model, writes, max_steps):
+        lines += [_latest_line(latest), "the writes alone allow this value, but a read saw a value "
+                  "now gone; conflicting outcomes" + _FINAL_READ_NOTE]
+        return _finding(key, lines + _conflict_lines(model, items, max_steps), latest)
+    missing = _shortest_missing_suffix(writes, acknowledged, model, max_steps)
+    if not missing:
+        lines += [_latest_line(latest), "losing acknowledged writes does not explain the final "
+                  "value: it was never written, or it is corrupt; conflicting outcomes"
+                  + _FINAL_READ_NOTE]
+        return _finding(key, lines + _conflict_lines(model, writes, max_steps), latest)
+    lines += _missing_lines([item.operation for item in missing])
+    rest = _weakened(items, missing, model)
+    if not _linearizable(model, rest, max_steps):
+        lines.append("reads contradict the final value too (a read saw a value now gone); "
+                     "conflicting outcomes" + _FINAL_READ_NOTE)
+        lines += _conflict_lines(model, rest, max_steps)
+    return _finding(key, lines, missing[-1].operation)
+
+
+_FINAL_READ_NOTE = f" (process {_FINAL_PROCESS}: the final read):"
+
+
+def _finding(key: Any, lines: list[str], blamed: Operation | None) -> _KeyFinding:
     return _KeyFinding(key, FAIL_VERDICT, evidence=tuple(lines),
                        time_ns=None if blamed is None else blamed.completed_ns)
+
+
+def _linearizable(model: Model, items: list[Item], max_steps: int) -> bool:
+    return decide(model, items, Budget(max_steps)).verdict == LINEARIZABLE
 
 
 def _acknowledged_write(operation: Operation, model: Model) -> bool:
@@ -167,30 +197,32 @@ def _acknowledged_write(operation: Operation, model: Model) -> bool:
 
 
 def _shortest_missing_suffix(items: list[Item], acknowledged: list[Item], model: Model,
-                             max_steps: int) -> list[Operation]:
+                             max_steps: int) -> list[Item]:
     """The fewest latest acknowledged writes whose weakening makes ``items`` linearizable ([] if even
-    all of them do not, or the budget runs out)."""
+    all of them do not, or the budget runs out). Weakening more never hurts, so bisection finds it."""
     low, high, best = 1, len(acknowledged), []
     while low <= high:
         count = (low + high) // 2
-        weakened = {id(item) for item in acknowledged[-count:]}
-        candidate = [_weaken(item, model) if id(item) in weakened else item for item in items]
-        if decide(model, candidate, Budget(max_steps)).verdict == LINEARIZABLE:
-            best, high = [item.operation for item in acknowledged[-count:]], count - 1
+        if _linearizable(model, _weakened(items, acknowledged[-count:], model), max_steps):
+            best, high = acknowledged[-count:], count - 1
         else:
             low = count + 1
     return best
 
 
+def _weakened(items: list[Item], targets: list[Item], model: Model) -> list[Item]:
+    """``items`` with each of ``targets`` as "may or may not have taken effect, within its span"."""
+    chosen = {id(item) for item in targets}
+    return [_weaken(item, model) if id(item) in chosen else item for item in items]
+
+
 def _weaken(item: Item, model: Model) -> Item:
-    """The acknowledged write as "may or may not have taken effect, within its span"."""
     call = model.to_call(replace(item.operation, completion=INFO, result=None))
     return Item(item.operation, call, item.end_ns, False) if call is not None else item
 
 
-def _missing_lines(missing: list[Operation], model: Model) -> list[str]:
-    latest = missing[-1]
-    lines = [f"latest acknowledged write, missing: {_describe_write(latest)}"]
+def _missing_lines(missing: list[Operation]) -> list[str]:
+    lines = [f"latest acknowledged write, missing: {_describe_write(missing[-1])}"]
     if len(missing) > 1:
         lines.append(f"{len(missing)} acknowledged writes are missing (latest first):")
         shown = missing[::-1][:_WRITES_SHOWN]
@@ -200,15 +232,16 @@ def _missing_lines(missing: list[Operation], model: Model) -> list[str]:
     return lines
 
 
-def _unexplained_lines(latest: Operation | None, items: list[Item], model: Model,
-                       max_steps: int) -> list[str]:
-    """No suffix of lost acknowledged writes explains the value: show the conflict instead."""
-    lines = [f"latest acknowledged write: {_describe_write(latest)}" if latest is not None
-             else "no write on this key was acknowledged",
-             "losing acknowledged writes does not explain the final value (a read saw a value now "
-             "gone, or the value was never written); conflicting outcomes:"]
+def _latest_line(latest: Operation | None) -> str:
+    if latest is None:
+        return "no write on this key was acknowledged"
+    return f"latest acknowledged write: {_describe_write(latest)}"
+
+
+def _conflict_lines(model: Model, items: list[Item], max_steps: int) -> list[str]:
+    """The shrunk conflict of a non-linearizable ``items`` (sound: see ``shrink.py``)."""
     evidence = shrink_violation(model, items, max_steps)
-    return lines + [f"  {model.describe_operation(operation)}" for operation in evidence.conflict]
+    return [f"  {model.describe_operation(operation)}" for operation in evidence.conflict]
 
 
 def _describe_write(operation: Operation) -> str:
@@ -229,14 +262,14 @@ def _result(name: str, findings: list[_KeyFinding],
         if len(lost) > _KEYS_SHOWN:
             evidence.append(f"... and {len(lost) - _KEYS_SHOWN} more keys")
         first = min((finding.time_ns for finding in lost if finding.time_ns is not None), default=None)
-        summary = (f"{len(lost)} of {len(findings)} keys lost an acknowledged write "
-                   f"(first: {lost[0].key!r})")
+        summary = (f"{len(lost)} of {len(findings)} keys hold a value their acknowledged writes do "
+                   f"not allow: a lost acknowledged write (first: {lost[0].key!r})")
         return CheckResult(name, FAIL_VERDICT, summary, tuple(evidence), metrics, first)
     if unknown:
         keys = ", ".join(repr(finding.key) for finding in unknown[:_KEYS_SHOWN])
+        why = f"undecided (budget ran out, or even the writes are not linearizable): {keys}"
         return CheckResult(name, UNKNOWN_OUTCOME, f"durability undecided for {len(unknown)} of "
-                           f"{len(findings)} keys", (f"undecided (budget ran out, or even the writes "
-                                                     f"are not linearizable): {keys}",), metrics)
+                           f"{len(findings)} keys", (why,), metrics)
     return CheckResult(name, PASS, f"all {len(findings)} keys hold a value their acknowledged writes "
                        f"allow", (), metrics)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from dataclasses import dataclass
 
 from harness.checkers.convergence import time_to_recover
@@ -44,7 +45,7 @@ def quiet_gaps(operations: Sequence[Operation], start_ns: int, end_ns: int) -> l
                  if operation.completion == OK and operation.completed_ns is not None
                  and start_ns <= operation.completed_ns <= end_ns)
     bounds = [start_ns, *oks, end_ns]
-    return [QuietGap(first, second) for first, second in zip(bounds, bounds[1:]) if second > first]
+    return [QuietGap(first, second) for first, second in pairwise(bounds) if second > first]
 
 
 def check_liveness(history: HistoryLike, *, healthy_from_ns: int, end_ns: int, max_quiet_s: float,

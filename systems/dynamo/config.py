@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from harness import param
 
-__all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig"]
+__all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig", "ChecksConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +127,24 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChecksConfig:
+    """What the checkers demand of a run (the verdict), and the quiet period they need."""
+
+    quiesce_s: float = param("clients stop this long before the end, so replicas can converge "
+                             "before the final checks", 5.0, minimum=0)
+    max_quiet_s: float = param("liveness: longest time without any successful operation once the "
+                               "faults have stopped", 10.0, minimum=0, exclusive_minimum=True)
+    max_unavailable_s: float | None = param("availability: longest tolerated unavailability of one "
+                                            "partition; omit for no limit", None, minimum=0)
+    min_success_ratio: float | None = param("availability: lowest tolerated success ratio in any "
+                                            "window; omit for no limit", None, minimum=0, maximum=1)
+    window_s: float = param("availability window (DynamoDB measures 5 minutes)", 300.0, minimum=0,
+                            exclusive_minimum=True)
+    max_check_steps: int = param("search budget of the linearizability and durability checks; "
+                                 "exhausting it gives the verdict 'unknown'", 2_000_000, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
 class DynamoConfig:
     """The reference system's whole configuration (``system.config`` in a scenario)."""
 
@@ -139,3 +157,4 @@ class DynamoConfig:
     mitigations: Mitigations = field(default_factory=Mitigations)
     bugs: Bugs = field(default_factory=Bugs)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)

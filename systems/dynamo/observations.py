@@ -8,8 +8,8 @@ time, converts lease deadlines from the replica's clock to true time, and keeps 
   elections of a partition that never had a leader count apart, as ``initial``;
 - spurious elections: an election that started while another replica of the partition held a valid
   lease (a healthy leader was being deposed: S2, S5);
-- lease overlaps: two replicas of one partition holding valid leases at the same true instant (the
-  safety property leases exist for: S6);
+- lease intervals in true time, which the ``leases`` checker reads for overlaps (two replicas of one
+  partition serving at once: S6);
 - time without a leader, per partition.
 """
 
@@ -96,22 +96,6 @@ class Observations:
     def _replicas_of(self, partition: int) -> list[str]:
         return sorted({node for (p, node) in self.leases if p == partition})
 
-    def lease_overlaps(self) -> list[tuple[LeaseInterval, LeaseInterval]]:
-        """Pairs of leases of one partition, held by different replicas, that overlap in true time."""
-        by_partition: dict[int, list[LeaseInterval]] = defaultdict(list)
-        for (partition, _), intervals in sorted(self.leases.items()):
-            by_partition[partition].extend(intervals)
-        overlaps = []
-        for partition in sorted(by_partition):
-            intervals = sorted(by_partition[partition], key=lambda i: (i.start_ns, i.node))
-            for index, first in enumerate(intervals):
-                for second in intervals[index + 1:]:
-                    if second.start_ns >= first.end_ns:
-                        break
-                    if second.node != first.node:
-                        overlaps.append((first, second))
-        return overlaps
-
     # -- metrics --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         reasons: dict[str, int] = defaultdict(int)
@@ -121,7 +105,6 @@ class Observations:
             "elections": sum(e.reason != "initial" for e in self.elections),
             "elections.spurious": sum(e.spurious for e in self.elections),
             "leadership_changes": len(self.leaders),
-            "lease_overlaps": len(self.lease_overlaps()),
         }
         for reason in sorted(reasons):
             metrics[f"elections.{reason}"] = reasons[reason]

@@ -17,7 +17,8 @@ import itertools
 from collections import defaultdict
 from typing import Any
 
-from harness import Failure, NodeContext, NodeSpec, World
+from harness import NodeContext, NodeSpec, World
+from harness.checkers import CheckResult
 from harness.world import UnresolvedTarget
 from harness.history import History
 from systems.dynamo.config import DynamoConfig
@@ -29,6 +30,7 @@ from systems.dynamo.observations import Observations
 from systems.dynamo.partitioning import build_partition_map
 from systems.dynamo.replica import Replica
 from systems.dynamo.router import Router
+from systems.dynamo.verdicts import run_checks
 from systems.dynamo.workload import ClientOutcome, ClientProgram, summarize
 
 __all__ = ["DynamoSystem", "Layout"]
@@ -114,7 +116,14 @@ class DynamoSystem:
                 lambda ctx: ClientProgram(ctx, tuple(layout.routers), config.workload,
                                           config.timing.client_timeout_ms, self.history,
                                           lambda: world.kernel.now_ns, self._processes.__next__,
-                                          observe=self.outcomes.append, verify_checksums=verify))
+                                          observe=self.outcomes.append, verify_checksums=verify,
+                                          stop=lambda: self._workload_over(world)))
+
+    def _workload_over(self, world: World) -> bool:
+        """Clients stop ``checks.quiesce_s`` before the end, so replicas converge before checking."""
+        if world.end_ns is None:
+            return False
+        return world.kernel.now_ns >= world.end_ns - round(self.config.checks.quiesce_s * 1e9)
 
     def _observe(self, node: str, key: Any, note: Note) -> None:
         assert self.observations is not None
@@ -199,8 +208,9 @@ class DynamoSystem:
                 if name in self.storage_programs}
 
     # -- verdict and metrics ----------------------------------------------------------------------
-    def check(self, world: World) -> list[Failure]:
-        return []
+    def checks(self, world: World) -> list[CheckResult]:
+        """Every checker's verdict on this run (see ``verdicts.py``)."""
+        return run_checks(self, world)
 
     def metrics(self, world: World) -> dict[str, float]:
         assert self.observations is not None

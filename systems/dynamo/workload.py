@@ -253,7 +253,8 @@ class ClientProgram:
                  timeout_ms: float, history: History, now_true_ns: Callable[[], int],
                  next_process: Callable[[], int],
                  observe: Callable[[ClientOutcome], None] | None = None,
-                 verify_checksums: bool = True) -> None:
+                 verify_checksums: bool = True,
+                 stop: Callable[[], bool] | None = None) -> None:
         if not routers:
             raise ValueError(f"client {ctx.name} needs at least one router, got {routers!r}")
         if timeout_ms <= 0:
@@ -274,6 +275,9 @@ class ClientProgram:
         self._pending: dict[int, asyncio.Future[ClientReply]] = {}
         self._sequence = 0
         self._failover = False  # the last operation got no reply: try any router next
+        # The test observer's signal that the workload is over (the quiet period before the final
+        # checks, when replicas must converge); like ``now_true_ns``, not the client's own view.
+        self._stop = stop
         self.process = -1
 
     def on_start(self) -> None:
@@ -304,6 +308,8 @@ class ClientProgram:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._pacing.expovariate(self.config.operations_per_s))
+            if self._stop is not None and self._stop():
+                return
             await self._perform(self._generator.next_operation())
 
     async def _perform(self, operation: ItemOperation) -> None:
