@@ -1,10 +1,15 @@
 """The kernel: one event queue, virtual time, and the loop that dispatches events.
 
 Theory of operation. True time is an integer count of nanoseconds. Every event in a run (a message
-delivery, a timer, an asyncio callback, a fault) is a ``Timer`` in one binary heap ordered by
+delivery, a timer, an asyncio callback, a fault) is a ``Timer`` in one queue ordered by
 ``(time_ns, sequence)``; the sequence number is a counter, so ties are broken by scheduling order and
 never by ``id()``, ``hash()`` or set order. ``run()`` pops events in that order, advances ``now_ns``,
 records each event in the trace and calls it. That loop, ``Kernel.run``, is the whole scheduler.
+
+The queue is two structures, for speed: a binary heap, and a FIFO of events scheduled for the
+current instant (asyncio's ``call_soon`` makes most of those). Such an event is numbered after every
+event already queued, so the FIFO is in ``(time_ns, sequence)`` order by construction and needs no
+heap operations; the loop takes the smaller of the two heads.
 
 Events may be owned by a node (any object with ``name``, ``epoch``, ``paused`` and ``parked``). The
 kernel enforces two rules for owned events, so that no layer above has to:
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,6 +97,7 @@ class Kernel:
         self.now_ns = 0
         self.trace = trace if trace is not None else Trace()
         self._heap: list[tuple[int, int, Timer]] = []
+        self._due: deque[tuple[int, int, Timer]] = deque()  # scheduled for now (see the docstring)
         self._sequence = itertools.count()
         # Numbers for rescheduled (parked) timers: below every ordinary one, see ``reschedule``.
         self._early_sequence = itertools.count(-(2**62))
@@ -104,20 +111,24 @@ class Kernel:
     def call_at(self, time_ns: int, callback: Callable[..., Any], *args: Any,
                 owner: EventOwner | None = None, kind: str = "call", detail: Any = "") -> Timer:
         """Schedule ``callback(*args)`` at true time ``time_ns`` (never in the past)."""
-        if time_ns < self.now_ns:
-            time_ns = self.now_ns  # a deadline already passed fires now; time never goes backwards
-        timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
-        _heappush(self._heap, (time_ns, timer.sequence, timer))
+        if time_ns <= self.now_ns:  # a deadline already passed fires now: time never goes backwards
+            timer = Timer(self.now_ns, callback, args, owner, kind, detail, next(self._sequence))
+            self._due.append((timer.time_ns, timer.sequence, timer))
+        else:
+            timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
+            _heappush(self._heap, (time_ns, timer.sequence, timer))
         return timer
 
     def _schedule(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
                   owner: EventOwner | None, kind: str, detail: Any) -> Timer:
         """``call_at`` with positional arguments, for the harness's per-message paths (network,
         asyncio): packing ``*args`` and keywords costs more than the rest of the call."""
-        if time_ns < self.now_ns:
-            time_ns = self.now_ns
-        timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
-        _heappush(self._heap, (time_ns, timer.sequence, timer))
+        if time_ns <= self.now_ns:
+            timer = Timer(self.now_ns, callback, args, owner, kind, detail, next(self._sequence))
+            self._due.append((timer.time_ns, timer.sequence, timer))
+        else:
+            timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
+            _heappush(self._heap, (time_ns, timer.sequence, timer))
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
@@ -156,14 +167,14 @@ class Kernel:
 
     def timers_owned_by(self, owner: EventOwner) -> list[Timer]:
         """Live timers of ``owner`` in queue order (deterministic: sorted by time and sequence)."""
-        entries = sorted(entry for entry in self._heap
+        entries = sorted(entry for entry in itertools.chain(self._heap, self._due)
                          if entry[2].owner is owner and not entry[2].cancelled
                          and entry[1] == entry[2].sequence and entry[2].epoch == owner.epoch)
         return [timer for _, _, timer in entries]
 
     def pending(self) -> int:
         """Events on the queue, including cancelled ones not yet popped."""
-        return len(self._heap)
+        return len(self._heap) + len(self._due)
 
     # -- stopping -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = "stopped") -> None:
@@ -193,18 +204,21 @@ class Kernel:
 
     def _dispatch_until(self, until_ns: int | None, step_limit: int | None) -> None:
         # The hot loop. Local names for speed; keep it small enough to read in one sitting.
-        heap = self._heap
+        heap, due = self._heap, self._due
         pop = heapq.heappop
         record = self.trace.record
         fold = self.trace.maybe_fold
         while self._stop_reason is None:
-            if not heap:
+            if not heap and not due:
                 self._stop_reason = "quiescent"
                 return
             if step_limit is not None and self.steps >= step_limit:
                 self._stop_reason = "max_steps"
                 return
-            time_ns, sequence, timer = pop(heap)
+            if due and (not heap or due[0] < heap[0]):  # the smaller head: (time_ns, sequence)
+                time_ns, sequence, timer = due.popleft()
+            else:
+                time_ns, sequence, timer = pop(heap)
             if timer.cancelled or sequence != timer.sequence:
                 continue  # cancelled, or a stale entry left behind by ``move``
             if until_ns is not None and time_ns > until_ns:

@@ -264,16 +264,17 @@ def test_liveness_passes_with_steady_progress() -> None:
     result = check_liveness(_stalled_history(), healthy_from_ns=10 * S, end_ns=30 * S,
                             max_quiet_s=18.0)
     assert result.passed
-    assert result.metrics["longest_quiet_s"] == 18.0 and result.metrics["time_to_recover_s"] == 1.0
+    # The quiet stretch starts with the first operation asked after the last success (13 s).
+    assert result.metrics["longest_quiet_s"] == 17.0 and result.metrics["time_to_recover_s"] == 1.0
 
 
 def test_liveness_catches_a_quiet_gap_with_its_reason() -> None:
     result = check_liveness(_stalled_history(), healthy_from_ns=10 * S, end_ns=30 * S,
                             max_quiet_s=5.0)
     assert result.verdict == "fail" and result.metrics["quiet_gaps"] == 1
-    assert result.time_ns == 17 * S  # 12 s + 5 s: when the gap grew past the bound
+    assert result.time_ns == 18 * S  # 13 s (first unanswered ask) + 5 s: past the bound
     assert result.evidence == (
-        ("quiet from 12.000000 s to 30.000000 s (18.000 s > 5.0 s): 5 operations invoked in it: "
+        ("quiet from 13.000000 s to 30.000000 s (17.000 s > 5.0 s): 5 operations invoked in it: "
         "1 fail (not-leader), 2 info (timeout), 1 ok at its end or later, 1 open"),)
 
 
@@ -281,10 +282,15 @@ def test_liveness_fails_a_service_that_never_recovers() -> None:
     result = check_liveness(_stalled_history(), healthy_from_ns=13 * S, end_ns=25 * S,
                             max_quiet_s=5.0)
     assert result.verdict == "fail" and "time_to_recover_s" in result.metrics
-    never = check_liveness(_stalled_history(), healthy_from_ns=31 * S, end_ns=40 * S, max_quiet_s=5.0)
+    stuck = _stalled_history()
+    stuck.invoke(9, "get", "k", None, 32 * S)  # asked after the last success, never answered
+    never = check_liveness(stuck, healthy_from_ns=31 * S, end_ns=40 * S, max_quiet_s=5.0)
     assert never.verdict == "fail" and "time_to_recover_s" not in never.metrics
-    assert never.evidence[0].startswith("quiet from 31.000000 s to 40.000000 s")
-    assert quiet_gaps([], 0, 5 * S) == [QuietGap(0, 5 * S)]
+    assert never.evidence[0].startswith("quiet from 32.000000 s to 40.000000 s")
+    # Nobody asked anything after 31 s: silence is not a failure to make progress.
+    idle = check_liveness(_stalled_history(), healthy_from_ns=31 * S, end_ns=40 * S, max_quiet_s=5.0)
+    assert idle.passed
+    assert quiet_gaps([], 0, 5 * S) == []
     with pytest.raises(ValueError, match="max_quiet_s"):
         check_liveness(History(), healthy_from_ns=0, end_ns=1, max_quiet_s=0)
 

@@ -10,7 +10,8 @@ system reads its own final state and asks the generic checkers:
 - ``convergence``: the replicas of each partition hold the same items (digest);
 - ``committed-reads``: every eventually consistent read returned a state its key really had after
   some committed write (not a write that was never committed);
-- ``liveness``: once faults stop, operations succeed again within ``checks.max_quiet_s``;
+- ``liveness``: once faults stop, every partition clients use serves writes and reads again within
+  ``checks.max_quiet_s``;
 - ``availability``: success ratio per window, unavailability intervals per partition, latencies;
 - ``leases``: no two replicas of a partition ever held valid leases at the same true instant.
 """
@@ -20,9 +21,19 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from harness.checkers import (KV, CheckResult, check_availability, check_convergence,
-                              check_durability, check_leases, check_liveness, freeze,
-                              is_eventually_consistent_read, linearizability_check)
+from harness.checkers import (
+    KV,
+    CheckResult,
+    check_availability,
+    check_convergence,
+    check_durability,
+    check_leases,
+    check_liveness,
+    freeze,
+    is_eventually_consistent_read,
+    linearizability_check,
+)
+from harness.checkers.verdict import WRITE_OPERATIONS
 from harness.history import OK
 from systems.dynamo.items import apply
 from systems.dynamo.partitioning import find_partition
@@ -51,7 +62,9 @@ def run_checks(system: DynamoSystem, world: World) -> list[CheckResult]:
         check_convergence(_digests(system, world)),
         _committed_reads(system, authorities),
         check_liveness(history, healthy_from_ns=healthy_from, end_ns=max(end, healthy_from),
-                       max_quiet_s=config.max_quiet_s),
+                       max_quiet_s=config.max_quiet_s,
+                       group_of=lambda op: (f"partition {_partition_of(system, op.key)}",
+                                            "writes" if op.f in WRITE_OPERATIONS else "reads")),
         check_availability(history, window_s=config.window_s,
                            group_of=lambda key: _partition_of(system, key),
                            max_unavailable_s=config.max_unavailable_s,
