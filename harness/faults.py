@@ -114,7 +114,8 @@ class IsolateAz(Fault):
 
 @dataclass(frozen=True, slots=True)
 class GrayLinkFault(Fault):
-    """A gray link: one direction only, optionally one message type, dropping, slow or flapping."""
+    """A gray link: one direction only, optionally one message type, dropping, slow, flapping or
+    corrupting messages in flight (``drop_probability: 0`` with ``corrupt_probability``)."""
 
     kind: ClassVar[str] = "gray_link"
     family: ClassVar[str] = "network"
@@ -128,6 +129,9 @@ class GrayLinkFault(Fault):
                                   minimum=0)
     flap_duty: float = param("fraction of each flap period during which the rule is on", 0.5,
                              minimum=0, maximum=1)
+    corrupt_probability: float = param("chance each matching message that gets through is corrupted "
+                                       "in flight (checksums, if any, are not updated)", 0.0,
+                                       minimum=0, maximum=1)
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
@@ -135,7 +139,7 @@ class GrayLinkFault(Fault):
                         destination=_resolve(world, self.destination),
                         message_type=self.message_type, drop_probability=self.drop_probability,
                         extra_delay_ms=self.extra_delay_ms, flap_period_ms=self.flap_period_ms,
-                        flap_duty=self.flap_duty)
+                        flap_duty=self.flap_duty, corrupt_probability=self.corrupt_probability)
         return world.network.add_gray_link(rule).heal
 
 

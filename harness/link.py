@@ -38,7 +38,7 @@ DEFAULT_MESSAGE_SIZE_BYTES = 128
 PRUNE_BATCH = 64  # a link forgets its delivered copies at most once per this many copies sent
 COUNTERS = ("messages_sent", "delivered", "dropped_loss", "dropped_partition", "dropped_gray",
             "dropped_queue_full", "duplicated", "reordered", "bytes_sent", "clogged_held",
-            "in_flight", "held")
+            "in_flight", "held", "corrupted")
 
 
 def validate_fields(instance: Any, integer_fields: tuple[str, ...] = (),
@@ -184,7 +184,7 @@ class LinkState:
                  "source_node", "config", "draw_delay_ns", "reorder_delay_ns", "capacity",
                  "busy_until_ns", "full_until_ns", "cut", "gray", "clog_depth", "held",
                  "dropped_loss", "dropped_partition", "dropped_gray", "dropped_queue_full",
-                 "duplicated", "reordered", "clogged_held")
+                 "duplicated", "reordered", "clogged_held", "corrupted")
 
     def __init__(self, source_node: Node, destination_node: Node, profile: LinkProfile) -> None:
         self.source, self.destination = source_node.name, destination_node.name
@@ -197,7 +197,7 @@ class LinkState:
         self.held: list[tuple[Any, str, int, int]] = []  # (message, type, size, extra delay ns)
         self.messages_sent = self.bytes_sent = self.duplicated = self.reordered = 0
         self.dropped_loss = self.dropped_partition = self.dropped_gray = self.dropped_queue_full = 0
-        self.clogged_held = 0
+        self.clogged_held = self.corrupted = 0
         self.configure(profile)
 
     def configure(self, profile: LinkProfile) -> None:

@@ -11,7 +11,8 @@ before a crash is dropped) and pauses (it is parked) for us.
 One message's walk, and the order of its random draws (always this order, so a seed fixes every fate):
 
     cut by a partition?  ──yes──▶ dropped_partition
-    gray rules, in the order added: drop draw ──▶ dropped_gray; else add their extra delay
+    gray rules, in the order added: drop draw ──▶ dropped_gray; else add their extra delay, and
+        a corruption draw ──▶ corrupted: a damaged copy goes on in the message's place
     link clogged?        ──yes──▶ held; walks on from here, in order, when the link unclogs
     loss draw            ──▶ dropped_loss
     queue full?          ──▶ dropped_queue_full     (copies in flight >= queue_capacity_messages)
@@ -177,12 +178,21 @@ class Network:
             return _CONSUMED
         extra_ns = 0
         now = self.kernel.now_ns
+        corrupted = message
         for rule in link.gray:
             if rule.applies(now, kind):
                 if self.rng.chance(rule.spec.drop_probability):
                     link.dropped_gray += 1
                     return _CONSUMED
                 extra_ns += rule.extra_delay_ns
+                if rule.spec.corrupt_probability and self.rng.chance(rule.spec.corrupt_probability):
+                    corrupted = corrupt_message(corrupted, self.rng)
+                    link.corrupted += 1
+        if corrupted is not message:  # the damaged copy walks on in the message's place
+            message = corrupted
+            if not link.clog_depth:
+                self._transmit(link, message, kind, size_bytes, extra_ns)
+                return _CONSUMED
         if link.clog_depth:
             if len(link.held) >= link.capacity:
                 link.dropped_queue_full += 1
@@ -420,3 +430,17 @@ class Network:
 
 def _link_key(link: LinkState) -> tuple[str, str]:
     return link.source, link.destination
+
+
+def corrupt_message(message: Any, rng: Rng) -> Any:
+    """A copy of ``message`` damaged in flight: its own ``corrupted(rng)`` if it has one (systems give
+    their messages this hook), else one flipped bit of a bytes payload; other messages pass intact."""
+    hook = getattr(message, "corrupted", None)
+    if callable(hook):
+        return hook(rng)
+    if isinstance(message, (bytes, bytearray)) and message:
+        damaged = bytearray(message)
+        bit = rng.randrange(len(damaged) * 8)
+        damaged[bit // 8] ^= 1 << (bit % 8)
+        return bytes(damaged)
+    return message

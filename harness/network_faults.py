@@ -40,6 +40,10 @@ class GrayLink:
                                   "when it was added; 0 = always on", 0.0, minimum=0)
     flap_duty: float = param("fraction at the start of each cycle during which the rule is on", 0.5,
                              minimum=0, maximum=1)
+    corrupt_probability: float = param("chance a matching message that gets through is corrupted in "
+                                       "flight (its ``corrupted(rng)`` copy, or a flipped bit of "
+                                       "bytes); its checksum, if any, is left as it was", 0.0,
+                                       minimum=0, maximum=1)
 
     def __post_init__(self) -> None:
         for field in ("source", "destination", "message_type"):

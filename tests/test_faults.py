@@ -115,6 +115,30 @@ def test_gray_link_drops_one_type_in_one_direction() -> None:
     assert received(log, "n2", "n1", *window, kind="Ping") > 0
 
 
+def test_gray_link_can_corrupt_messages_in_flight() -> None:
+    world, log, timeline = make_world()
+    damaged: list[Any] = []
+
+    @dataclass(frozen=True)
+    class Fragile:
+        intact: bool = True
+
+        def corrupted(self, rng: Any) -> "Fragile":
+            return Fragile(intact=False)
+
+    strike(timeline, 0.5, f.GrayLinkFault(source="n1", destination="n2", drop_probability=0.0,
+                                          corrupt_probability=1.0))
+    world.kernel.run(until_ns=1 * SECOND)
+    world.node("n2").program.on_message = lambda source, message: damaged.append(message)  # type: ignore[union-attr]
+    world.network.send("n1", "n2", Fragile())
+    world.network.send("n1", "n2", b"\x00\x00")
+    world.network.send("n2", "n1", Fragile())  # the other direction is untouched
+    world.kernel.run(until_ns=2 * SECOND)
+    assert Fragile(intact=False) in damaged and Fragile() not in damaged
+    assert any(isinstance(m, bytes) and m != b"\x00\x00" and len(m) == 2 for m in damaged)
+    assert world.network.statistics()["corrupted"] > 0
+
+
 @covers("swizzle_clog")
 def test_swizzle_clog_holds_messages_and_releases_them() -> None:
     world, log, timeline = make_world()
