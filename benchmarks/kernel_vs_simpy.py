@@ -3,7 +3,7 @@
 Run it from the repository root (SimPy is the ``bench`` extra)::
 
     pip install -e '.[bench]'
-    python benchmarks/kernel_vs_simpy.py            # about 30 s; --repeats 1 for a quick look
+    python benchmarks/kernel_vs_simpy.py            # about 25 s; --repeats 1 for a quick look
 
 The workload. ``NODES`` (100) nodes pass ``IN_FLIGHT`` (1000) tokens around: 10 per node at the start.
 A token is delivered after a delay drawn uniformly from [0.5 ms, 1.5 ms] to a destination drawn

@@ -83,6 +83,9 @@ class Node:
         self.context: NodeContext | None = None
         self.loop: VirtualEventLoop | None = None
         self.stats = NodeStatistics()
+        # [down_ns, up_ns or None] for every crash or power loss, in true time (for observers and
+        # reports; the node's program never sees it).
+        self.outages: list[list[int | None]] = []
         # asyncio tasks of crashed incarnations, kept alive so their cleanup code never runs mid-run.
         self.graveyard: list[asyncio.Task[Any]] = []
         self._factory: ProgramFactory | None = None
@@ -103,6 +106,8 @@ class Node:
         if self._factory is None:
             raise RuntimeError(f"node {self.name} has no program installed")
         self.state = NodeState.RUNNING
+        if self.outages and self.outages[-1][1] is None:
+            self.outages[-1][1] = self.world.kernel.now_ns
         self.stats.starts += 1
         self.context = NodeContext(self, self.stats.starts)
         # Booting is an event of the node's own, so the program is created and ``on_start`` runs
@@ -142,6 +147,7 @@ class Node:
     def _go_down(self, state: str) -> None:
         self.epoch += 1  # the kernel now drops every event of the old incarnation
         self.state = state
+        self.outages.append([self.world.kernel.now_ns, None])
         self.paused = False
         self.parked.clear()
         self.disk.crash()

@@ -10,7 +10,7 @@ time, converts lease deadlines from the replica's clock to true time, and keeps 
   lease (a healthy leader was being deposed: S2, S5);
 - lease intervals in true time, which the ``leases`` checker reads for overlaps (two replicas of one
   partition serving at once: S6);
-- time without a leader, per partition.
+- time without a leader: summed over partitions, the time in which no replica held a lease.
 """
 
 from __future__ import annotations
@@ -93,6 +93,20 @@ class Observations:
     def holds_lease(self, partition: int, node: str, at_ns: int) -> bool:
         return any(i.start_ns <= at_ns < i.end_ns for i in self.leases.get((partition, node), ()))
 
+    def serving_intervals(self) -> dict[int, list[LeaseInterval]]:
+        """Per partition, the leases cut short where their holder was down (a dead leader's lease
+        may not have expired, but nobody is serving under it)."""
+        by_partition: dict[int, list[LeaseInterval]] = defaultdict(list)
+        for (partition, node), intervals in sorted(self.leases.items()):
+            outages = self.world.node(node).outages
+            for interval in intervals:
+                end = interval.end_ns
+                for down, _ in outages:
+                    if interval.start_ns <= down < end:  # type: ignore[operator]
+                        end = down  # type: ignore[assignment]
+                by_partition[partition].append(LeaseInterval(partition, node, interval.start_ns, end))
+        return by_partition
+
     def _replicas_of(self, partition: int) -> list[str]:
         return sorted({node for (p, node) in self.leases if p == partition})
 
@@ -108,4 +122,20 @@ class Observations:
         }
         for reason in sorted(reasons):
             metrics[f"elections.{reason}"] = reasons[reason]
+        metrics["time_without_leader_s"] = round(self.time_without_leader_ns() / 1e9, 6)
         return metrics
+
+    def time_without_leader_ns(self) -> int:
+        """Summed over partitions: time in which no live replica held a lease (could serve), from the
+        partition's first lease to the end of the run (bootstrapping is not counted)."""
+        end = self.world.kernel.now_ns
+        total = 0
+        for intervals in self.serving_intervals().values():
+            intervals.sort(key=lambda interval: interval.start_ns)
+            reached = intervals[0].start_ns
+            for interval in intervals:
+                if interval.start_ns > reached:
+                    total += interval.start_ns - reached
+                reached = max(reached, min(interval.end_ns, end))
+            total += max(end - reached, 0)
+        return total
