@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import ScenarioError
+from harness.history import History
 from harness.result import Result
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -90,11 +91,18 @@ def _seed(text: str) -> int:
 # -- run -------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from harness.scenario_loader import load_scenario
-    from harness.simulation import run_scenario
+    from harness.simulation import Simulation
 
     scenario = load_scenario(args.scenario)
-    result = run_scenario(scenario, args.seed, trace_path=args.trace)
-    written = _write_reports(result, args.report_dir) if args.report_dir else []
+    simulation = Simulation(scenario, args.seed, trace_path=args.trace)
+    result = simulation.run()
+    written = []
+    if args.report_dir:
+        written = _write_reports(result, args.report_dir)
+        history = getattr(simulation.system, "history", None)
+        if isinstance(history, History):  # what the clients saw: `graylink check-history` reads it
+            written.append(Path(args.report_dir) / f"{_stem(result)}.history.jsonl")
+            history.write_jsonl(written[-1])
     if args.json:
         print(json.dumps(result.summary(), indent=2, sort_keys=True))
     else:
@@ -118,11 +126,15 @@ def _write_reports(result: Result, report_dir: str) -> list[Path]:
     """The JSON result (everything) and the text summary, named after the scenario and seed."""
     directory = Path(report_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{_slug(result.scenario)}-seed{result.seed}"
+    stem = _stem(result)
     json_path, text_path = directory / f"{stem}.json", directory / f"{stem}.txt"
     json_path.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
     text_path.write_text(result.render_text() + "\n")
     return [text_path, json_path]
+
+
+def _stem(result: Result) -> str:
+    return f"{_slug(result.scenario)}-seed{result.seed}"
 
 
 def _slug(name: str) -> str:
@@ -204,6 +216,9 @@ def _add_check_history(commands: argparse._SubParsersAction) -> None:  # type: i
     check.add_argument("--max-steps", type=_step_count, default=DEFAULT_MAX_STEPS, metavar="N",
                        help=f"search budget in model steps (default {DEFAULT_MAX_STEPS}); "
                             "running out gives exit 4")
+    check.add_argument("--skip-eventual-reads", action="store_true",
+                       help="leave out reads whose argument says {\"consistent\": false}: "
+                            "eventually consistent reads may be stale by design")
     check.set_defaults(handler=_check_history)
 
 
@@ -215,17 +230,24 @@ def _step_count(text: str) -> int:
 
 def _check_history(args: argparse.Namespace) -> int:
     """Exit 0 linearizable, 1 not (with the evidence), 2 bad input, 4 unknown (budget ran out)."""
-    from harness.checkers import DEFAULT_MAX_STEPS, check_history, read_history
+    from harness.checkers import (DEFAULT_MAX_STEPS, check_operations,
+                                  is_eventually_consistent_read, read_history)
+    from harness.history import pair_operations
 
     history = read_history(args.history, args.format)  # HistoryFormatError is a ScenarioError: exit 2
     try:
-        result = check_history(history, args.model, max_steps=args.max_steps)
+        operations = pair_operations(history)
+        if args.skip_eventual_reads:
+            operations = [op for op in operations if not is_eventually_consistent_read(op)]
+        result = check_operations(operations, args.model, max_steps=args.max_steps)
     except ValueError as error:  # an operation the model cannot read: bad input too
         print(f"error: {args.history}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     command = f"graylink check-history {args.history} --model {args.model} --format {args.format}"
     if args.max_steps != DEFAULT_MAX_STEPS:
         command += f" --max-steps {args.max_steps}"
+    if args.skip_eventual_reads:
+        command += " --skip-eventual-reads"
     print(result.to_json() if args.json else f"{command}\n{result.describe()}")
     return {"linearizable": EXIT_PASSED, "not-linearizable": EXIT_FAILED}.get(result.verdict,
                                                                                EXIT_UNKNOWN)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from harness.checkers import (KV, REGISTER, CheckResult, Lease, QuietGap, UnavailableInterval, Window,
+from harness.checkers import (KV, REGISTER, CheckResult, Lease, UnavailableInterval, Window,
                               check_availability, check_convergence, check_durability, check_leases,
                               check_liveness, election_summary, is_eventually_consistent_read,
                               latency_percentiles_ms, linearizability_check, quiet_gaps,

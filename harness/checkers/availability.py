@@ -34,7 +34,7 @@ from harness.checkers.verdict import (FAIL_VERDICT, PASS, READ_OPERATIONS, UNKNO
                                       format_time, operations_of)
 from harness.history import Operation
 
-__all__ = ["UnavailableInterval", "Window", "availability", "latency_percentiles_ms",
+__all__ = ["UnavailableInterval", "Window", "check_availability", "latency_percentiles_ms",
            "success_windows", "unavailability_intervals"]
 
 KINDS = ("all", "write", "read")

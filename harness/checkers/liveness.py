@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checkers.convergence import time_to_recover
-from harness.checkers.verdict import (FAIL_VERDICT, PASS, CheckResult, HistoryLike, format_time,
-                                      operations_of)
+from harness.checkers.verdict import (FAIL_VERDICT, PASS, CheckResult, HistoryLike, answered,
+                                      format_time, operations_of)
 from harness.history import OK, Operation
 
 __all__ = ["QuietGap", "check_liveness", "quiet_gaps"]
@@ -45,12 +45,12 @@ class QuietGap:
 def quiet_gaps(operations: Sequence[Operation], start_ns: int, end_ns: int) -> list[QuietGap]:
     """Every stretch of unanswered demand in [start_ns, end_ns], in time order.
 
-    Between two consecutive ``ok`` completions (or a window end), the stretch starts when the first
-    operation invoked in that interval was invoked: time in which nobody asked anything is not a
-    failure to make progress, however long it is.
+    Between two consecutive answers (``ok``, or a compare or condition that failed: the service
+    answered) or a window end, the stretch starts when the first operation invoked in that interval
+    was invoked: time in which nobody asked anything is not a failure to make progress, however long.
     """
     oks = sorted(operation.completed_ns for operation in operations
-                 if operation.completion == OK and operation.completed_ns is not None
+                 if answered(operation) and operation.completed_ns is not None
                  and start_ns <= operation.completed_ns <= end_ns)
     invocations = sorted(operation.invoked_ns for operation in operations)
     gaps = []

@@ -126,12 +126,31 @@ class Leadership:
         key = (router, request.request_id)
         if key in term.requests:
             return  # a retry of a write already in the log: answered when it commits
+        if key in self.applied_requests:  # a retry of a write already applied: answer, don't reapply
+            result = self.applied_requests[key]
+            if result is not None:
+                self._reply_router(router, request.request_id, result.ok, item=result.item,
+                                   error=result.error)
+            return
+        logged = self._logged_uncommitted(key)
+        if logged is not None:  # in the log from an earlier term: answered when it commits
+            term.awaiting[logged] = key
+            term.requests[key] = logged
+            return
         entry = self._new_entry(request.operation, request.request_id, router)
         term.awaiting[entry.lsn] = key
         term.requests[key] = entry.lsn
         self._leader_append(entry)
         if self.config.bugs.ack_before_fsync:
             self._answer_early(entry.lsn)
+
+    def _logged_uncommitted(self, key: tuple[str, int]) -> int | None:
+        router, request_id = key
+        for lsn in range(self.commit_lsn + 1, self.log.last_lsn + 1):
+            entry = self.log.entry(lsn)
+            if entry.request_id == request_id and entry.router == router:
+                return lsn
+        return None
 
     def _new_entry(self, operation: Any, request_id: int = 0, router: str = "") -> LogEntry:
         assert self.term is not None

@@ -193,6 +193,9 @@ class Replica(Elections, Leadership):
         self.log = WriteAheadLog(self.wal_file, self._write_checksums)
         self.commit_lsn = 0
         self.items: dict[str, Item] = {}  # the applied (committed) state
+        # (router, request id) → result, for every applied write: a router retries a write with the
+        # same id, and a retry must be answered, never applied a second time (see ``_apply``).
+        self.applied_requests: dict[tuple[str, int], OperationResult | None] = {}
         self.verified_lsn = 0  # our log matches the followed leader's up to here
         self.last_heard_leader_ns: int | None = None
         self.quiet_since_ns = now_ns
@@ -451,11 +454,16 @@ class Replica(Elections, Leadership):
         operation = entry.operation
         if operation is None or not operation.is_write:
             return None
+        request = (entry.router, entry.request_id) if entry.request_id else None
+        if request is not None and request in self.applied_requests:
+            return self.applied_requests[request]  # a retry logged twice: applied once, answered alike
         item, result = apply(self.items.get(operation.key), operation)
         if item is None:
             self.items.pop(operation.key, None)
         else:
             self.items[operation.key] = item
+        if request is not None:
+            self.applied_requests[request] = result
         return result
 
     def _item_as_of(self, key: str, lsn: int) -> Item | None:

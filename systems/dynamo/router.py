@@ -103,7 +103,8 @@ class Router:
     """A stateless request router with a partition-map cache (sans-I/O)."""
 
     def __init__(self, name: str, metadata: str, config: DynamoConfig, rng: RandomSource, *,
-                 az: str | None = None, az_of: Mapping[str, str] | None = None) -> None:
+                 az: str | None = None, az_of: Mapping[str, str] | None = None,
+                 first_request_id: int = 0) -> None:
         timing = config.timing
         self.name = name
         self.metadata = metadata
@@ -124,7 +125,9 @@ class Router:
         self._pending: dict[int, _Request] = {}
         self._by_client: dict[tuple[str, int], int] = {}
         self._waiting: dict[int, int] = {}  # metadata request id → router request id
-        self._next_id = 0
+        # Replicas recognise a retried write by (router, request id): ids must never repeat, not even
+        # across the router's restarts, so each incarnation starts from its own base.
+        self._next_id = first_request_id
         self._metadata_sent = PerSecondCounter()
         self._counts = dict.fromkeys(_COUNTERS, 0)
 

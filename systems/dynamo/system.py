@@ -153,7 +153,7 @@ class DynamoSystem:
 
         def factory(ctx: NodeContext) -> ServiceProgram:
             router = Router(name, self.layout.metadata, self.config, ctx.rng.fork("router"),
-                            az=ctx.az, az_of=az_of)
+                            az=ctx.az, az_of=az_of, first_request_id=ctx.boot << 32)
             self.routers[name] = router
             return ServiceProgram(ctx, self.config, router, self._observe, self.counters[name])
 
