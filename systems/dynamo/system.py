@@ -231,4 +231,9 @@ class DynamoSystem:
             metrics[key] = totals.get(key, 0)
         metrics["misrouted_requests"] = sum(router.statistics()["misroutes"]
                                             for router in self.routers.values())
+        if self.metadata is not None:
+            stats = self.metadata.statistics()
+            for key in ("requests", "rejected", "peak_queue_depth", "requests_peak_per_s",
+                        "requests_mean_per_s"):
+                metrics[f"metadata.{key}"] = stats[key]
         return metrics

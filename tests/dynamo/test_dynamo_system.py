@@ -90,6 +90,23 @@ def test_m11_an_ineligible_leader_hands_over_at_once() -> None:
     assert simulation.system.leader_of(world, 0) != handed[0]
 
 
+def test_s17_legacy_caches_make_metadata_load_bimodal_and_constant_work_flattens_it() -> None:
+    scenario = load_scenario(SCENARIOS / "s17-router-cold-start.yaml")
+    legacy = run_scenario(scenario)
+    constant = run_scenario(with_config(scenario, mitigations={"router_cache_mode": "constant_work"}))
+    assert legacy.passed and constant.passed
+
+    def peak_over_mean(result) -> float:  # type: ignore[no-untyped-def]
+        return result.metrics["metadata.requests_peak_per_s"] / result.metrics[
+            "metadata.requests_mean_per_s"]
+
+    assert legacy.metrics["metadata.rejected"] > 100  # the cold start overflowed its queue
+    assert peak_over_mean(legacy) > 10
+    assert peak_over_mean(constant) < peak_over_mean(legacy) / 3
+    assert constant.metrics["metadata.requests_mean_per_s"] > 5 * legacy.metrics[
+        "metadata.requests_mean_per_s"]  # the price: the load is always there
+
+
 # -- planted bugs -------------------------------------------------------------------------------
 def targeted(name: str, faults: list[ScheduledFault], **bugs: bool) -> Scenario:
     config = DynamoConfig(partitions=4, routers=3, bugs=Bugs(**bugs),
