@@ -50,9 +50,11 @@ def _run_json(scenario: Path, seed: int, hash_seed: str, trace: Path | None = No
     return json.loads(completed.stdout)
 
 
-def test_same_digest_across_processes_and_hash_seeds() -> None:
-    in_process = run_scenario(load_scenario(SCENARIO), 11).trace_digest
-    digests = {_run_json(SCENARIO, 11, hash_seed)["trace_digest"] for hash_seed in ("0", "1", "4242")}
+@pytest.mark.parametrize("scenario", [SCENARIO, ROOT / "scenarios" / "s01-leader-crash.yaml"],
+                         ids=["register", "dynamo"])
+def test_same_digest_across_processes_and_hash_seeds(scenario: Path) -> None:
+    in_process = run_scenario(load_scenario(scenario), 11).trace_digest
+    digests = {_run_json(scenario, 11, hash_seed)["trace_digest"] for hash_seed in ("0", "1", "4242")}
     assert digests == {in_process}
 
 
