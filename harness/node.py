@@ -99,6 +99,11 @@ class Node:
         """Set the program this node runs from its next start on."""
         self._factory = factory
 
+    @property
+    def installed(self) -> bool:
+        """True once a program is installed (a node without one is never started)."""
+        return self._factory is not None
+
     def start(self) -> None:
         """Boot: a fresh program (from the factory) over whatever the disk durably holds."""
         if self.state == NodeState.RUNNING:
@@ -204,27 +209,21 @@ class Node:
             self.stats.messages_dropped_down += 1
             return
         self.stats.messages_received += 1
-        loop = self.loop  # ``run_in_node``, inlined: a call less per message
-        if loop is None:
-            self.program.on_message(source, message)
-            return
-        asyncio._set_running_loop(loop)
-        try:
-            self.program.on_message(source, message)
-        finally:
-            asyncio._set_running_loop(None)
+        kernel = self.world.kernel  # ``run_in_node``, inlined: a call less per message
+        if kernel.running_loop is not self.loop:
+            kernel.set_running_loop(self, self.loop)
+        self.program.on_message(source, message)
 
     def run_in_node(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Run node code with this node's event loop as the running loop, if it has one."""
-        loop = self.loop
-        if loop is None:
-            callback(*args)
-            return
-        asyncio._set_running_loop(loop)
-        try:
-            callback(*args)
-        finally:
-            asyncio._set_running_loop(None)
+        """Run node code with this node's event loop as the running loop (none if it has none).
+
+        The kernel leaves it set for the node's next event and clears it before any other (see
+        ``Kernel.set_running_loop``).
+        """
+        kernel = self.world.kernel
+        if kernel.running_loop is not self.loop:
+            kernel.set_running_loop(self, self.loop)
+        callback(*args)
 
     def event_loop(self) -> VirtualEventLoop:
         if self.loop is None:

@@ -8,7 +8,9 @@ Theory of operation. ``Simulation(scenario, seed).run()`` reads like a table of 
 4. the fault phase: run the kernel until ``duration_s``, inside the ambient-nondeterminism sandbox;
 5. the heal phase: undo every fault still in effect, bring every node back up, run ``heal_s`` more;
 6. ask the system to check itself (``check``: failures; ``checks``: checker verdicts with evidence),
-   collect metrics, and return the result with the trace digest.
+   collect metrics, and return the result with the trace digest;
+7. judge the scenario's expectations (``harness.expectations``) against the metrics and verdicts: a
+   failed one fails the run, and a holding ``check NAME fails`` makes NAME's failures expected.
 
 A run always returns a ``Result``, even when the system fails, a limit is hit, the user presses Ctrl-C
 (reason ``interrupted``) or the harness itself breaks (reason ``internal-error``): the harness never
@@ -25,6 +27,7 @@ from typing import Any
 from harness.ambient import AmbientSandbox
 from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
+from harness.expectations import judge, not_judged
 from harness.result import Result
 from harness.scenario import Scenario
 from harness.system import System, resolve_system_class
@@ -53,6 +56,7 @@ class Simulation:
         self.timeline = FaultTimeline(self.world)
         self.system: System | None = None
         self.checks: tuple[CheckResult, ...] = ()
+        self._verdict_reached = False  # the run got as far as the system's checks
         self._baseline_link = scenario.link
 
     def run(self) -> Result:
@@ -93,6 +97,7 @@ class Simulation:
         """The system's own checks (``check``) and its checkers' verdicts (``checks``)."""
         assert self.system is not None
         world = self.world
+        self._verdict_reached = True
         with AmbientSandbox(world):
             failures = list(self.system.check(world)) if hasattr(self.system, "check") else []
             if hasattr(self.system, "checks"):
@@ -112,7 +117,7 @@ class Simulation:
         self.system.setup(self.world)
         for name in self.world.node_names():
             node = self.world.nodes[name]
-            if node._factory is not None:
+            if node.installed:
                 node.start()
 
     def _schedule_faults(self) -> None:
@@ -137,7 +142,7 @@ class Simulation:
             node = world.nodes[name]
             node.disk.heal()
             node.resume()
-            if not node.is_up and node._factory is not None:
+            if not node.is_up and node.installed:
                 node.start()
 
     # -- the result -----------------------------------------------------------------------------
@@ -161,12 +166,27 @@ class Simulation:
             for name, value in check.metrics.items():
                 metrics.setdefault(name, value)
         metrics.setdefault("faults_applied", len(self.timeline.log))
+        checks, expected = self.checks, ()  # expected: failures the expectations foretold
+        if scenario.expectations:
+            reason, failures, checks, expected = self._judge(reason, failures, metrics)
         return Result(scenario=scenario.name, source=scenario.source, seed=self.seed,
                       passed=not failures, reason=reason, failures=tuple(failures),
                       metrics=metrics, trace_digest=digest,
                       sim_time_s=world.kernel.now_ns / _NS_PER_S, wall_time_s=wall_time_s,
                       events=trace.events(), faults=tuple(self.timeline.log),
-                      statistics=world.statistics(), trace_tail=tail, checks=self.checks)
+                      statistics=world.statistics(), trace_tail=tail, checks=checks,
+                      variant=scenario.variant_name, expected_failures=expected)
+
+    def _judge(self, reason: str, failures: list[Failure], metrics: dict[str, Any]) -> tuple[
+            str, list[Failure], tuple[CheckResult, ...], tuple[Failure, ...]]:
+        """The expectations' verdicts, appended to the checks; ``unknown`` if the run ended early."""
+        expectations = self.scenario.expectations
+        if not self._verdict_reached or reason not in ("completed", "failure"):
+            return reason, failures, self.checks + not_judged(expectations, reason), ()
+        judgement = judge(expectations, metrics, self.checks, failures, self.world.kernel.now_ns)
+        failures = list(judgement.failures)
+        return (("failure" if failures else "completed"), failures,
+                self.checks + judgement.checks, judgement.expected_failures)
 
 
 def _format_event(event: tuple[Any, ...]) -> str:
