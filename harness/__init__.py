@@ -3,7 +3,7 @@
 The public API. Users import from ``harness``; the modules behind it are internals.
 
 - Run: ``Simulation``, ``run_scenario``, ``Result``; scenarios: ``Scenario``, ``SystemSpec``,
-  ``load_scenario``, ``parse_scenario``.
+  ``Variant``, ``Expectation``, ``parse_expectation``, ``load_scenario``, ``parse_scenario``.
 - Write a system: ``NodeContext`` (what a node's program sees), ``World``, ``Topology``, ``NodeSpec``,
   ``Failure``, ``param`` (declare configuration fields), ``DiskFullError``.
 - Faults (frozen dataclasses): see ``harness.faults``; ``FaultProfile`` for random faults.
@@ -15,13 +15,14 @@ from harness.clock import NodeClock
 from harness.disk import DiskConfig, DiskFullError
 from harness.errors import (AmbientNondeterminismError, Failure, InternalError, ScenarioError,
                             SystemUnderTestError)
+from harness.expectations import Expectation, parse_expectation
 from harness.faults import FAULT_KINDS, Fault
 from harness.network import GrayLink, LinkConfig
 from harness.node import Node, NodeContext, NodeProgram, ProgramFactory
 from harness.params import param
 from harness.result import Result
 from harness.rng import Rng
-from harness.scenario import RunLimits, Scenario, SystemSpec
+from harness.scenario import RunLimits, Scenario, SystemSpec, Variant
 from harness.scheduler import Kernel, RunOutcome, Timer
 from harness.simulation import Simulation, run_scenario
 from harness.timeline import FaultProfile, ScheduledFault
@@ -29,12 +30,13 @@ from harness.trace import Trace
 from harness.world import NodeSpec, Topology, World
 
 __all__ = [
-    "AmbientNondeterminismError", "DiskConfig", "DiskFullError", "FAULT_KINDS", "Failure", "Fault",
+    "AmbientNondeterminismError", "DiskConfig", "DiskFullError", "Expectation", "FAULT_KINDS",
+    "Failure", "Fault",
     "FaultProfile", "GrayLink", "InternalError", "Kernel", "LinkConfig", "Node", "NodeClock",
     "NodeContext", "NodeProgram", "NodeSpec", "ProgramFactory", "Result", "Rng", "RunLimits",
     "RunOutcome", "Scenario", "ScenarioError", "ScheduledFault", "Simulation", "SystemSpec",
-    "SystemUnderTestError", "Timer", "Topology", "Trace", "World", "load_scenario", "param",
-    "parse_scenario", "run_scenario",
+    "SystemUnderTestError", "Timer", "Topology", "Trace", "Variant", "World", "load_scenario",
+    "param", "parse_expectation", "parse_scenario", "run_scenario",
 ]
 
 

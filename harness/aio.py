@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["VirtualEventLoop"]
 
 _NS_PER_S = 1_000_000_000
+_Task, _Future, _new_handle = asyncio.Task, asyncio.Future, asyncio.Handle.__new__  # hot: one lookup
 
 
 class _KernelEvent:
@@ -64,6 +65,21 @@ class _SoonHandle(_KernelEvent, asyncio.Handle):
 
     __slots__ = ("_kernel_timer",)
 
+    @classmethod
+    def make(cls, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualEventLoop,
+             context: contextvars.Context | None) -> _SoonHandle:
+        """``_SoonHandle(callback, args, loop, context)``, for every step of every task: it sets
+        what ``Handle.__init__`` sets, without asking ``loop.get_debug()`` (these loops never
+        debug). ``test_aio`` checks that the two agree."""
+        handle = _new_handle(cls)
+        handle._context = context if context is not None else contextvars.copy_context()
+        handle._loop = loop
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = handle._source_traceback = None
+        return handle
+
 
 class _KernelHandle(_KernelEvent, asyncio.TimerHandle):
     """What ``call_at`` and ``call_later`` return."""
@@ -82,6 +98,7 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         self._tasks: dict[int, asyncio.Task[Any]] = {}
         self._closed = False
         self._task_factory: Any = None
+        self._run_soon_event = self._run_soon  # bound once: every ``call_soon`` schedules it
 
     # -- time and scheduling --------------------------------------------------------------------
     def time(self) -> float:
@@ -90,27 +107,26 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        handle = _SoonHandle(callback, args, self, context)
+        handle = _SoonHandle.make(callback, args, self, context)
         if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
             handle._kernel_timer = None
             return handle
         # Every step of every task comes through here, so: a task's name without ``_describe``'s
         # call, and the kernel's positional ``_schedule``.
         task = getattr(callback, "__self__", None)
-        detail = task.get_name() if isinstance(task, asyncio.Task) else _describe(callback)
+        detail = task.get_name() if isinstance(task, _Task) else _describe(callback)
         kernel = self._kernel
-        handle._kernel_timer = kernel._schedule(kernel.now_ns, self._run_soon, (handle,), self._node,
-                                                "aio", detail)
+        handle._kernel_timer = kernel._schedule(kernel.now_ns, self._run_soon_event, (handle,),
+                                                self._node, "aio", detail)
         return handle
 
     def _run_soon(self, handle: _SoonHandle) -> None:
         """The kernel event of ``call_soon``: ``Node.run_in_node(handle._fire)``, inlined (hot)."""
         handle._kernel_timer = None  # as ``_fire`` does
-        asyncio._set_running_loop(self)
-        try:
-            handle._run()
-        finally:
-            asyncio._set_running_loop(None)
+        kernel = self._kernel
+        if kernel.running_loop is not self:
+            kernel.set_running_loop(self._node, self)
+        handle._run()
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -137,7 +153,7 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     # -- futures and tasks ------------------------------------------------------------------------
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        return _Future(loop=self)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None,
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:

@@ -3,7 +3,8 @@
 Exit codes, for every command: 0 passed, 1 the system under test failed, 2 bad input or usage,
 3 internal error (a bug in Graylink); 130 interrupted by Ctrl-C (the partial report is still written).
 ``check-history`` adds 4: the checker ran out of budget, so the verdict is unknown (never a pass).
-Every failure summary opens with the command that reproduces it.
+Every failure summary opens with the command that reproduces it. A scenario with variants runs each
+of them from the same seed (``--variant NAME`` runs one) and exits with the most severe of their codes.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import ScenarioError
 from harness.history import History
 from harness.result import Result
+
+if TYPE_CHECKING:
+    from harness.scenario import Scenario
 
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # the Unix convention for Ctrl-C; the partial report is still written
@@ -58,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="a scenario YAML file")
     run.add_argument("--seed", type=_seed, default=None,
                      help="the seed (default: the scenario's own, else 0)")
+    run.add_argument("--variant", metavar="NAME",
+                     help="run only this variant of the scenario (default: every variant)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("--trace", metavar="FILE", help="write every event of the run as JSONL")
     run.add_argument("--report-dir", default="reports", metavar="DIR",
@@ -73,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run a scenario twice in fresh processes (different PYTHONHASHSEED) and compare traces")
     determinism.add_argument("scenario")
     determinism.add_argument("--seed", type=_seed, default=None)
+    determinism.add_argument("--variant", metavar="NAME",
+                             help="check only this variant (default: every variant)")
     determinism.set_defaults(handler=_check_determinism)
     _add_check_history(commands)
     return parser
@@ -90,11 +99,36 @@ def _seed(text: str) -> int:
 
 # -- run -------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
+    """Run the scenario, or each of its variants from the same seed, then compare the variants."""
+    from harness.expectations import variant_table
     from harness.scenario_loader import load_scenario
-    from harness.simulation import Simulation
 
     scenario = load_scenario(args.scenario)
-    simulation = Simulation(scenario, args.seed, trace_path=args.trace)
+    runs = (scenario.variant(args.variant),) if args.variant else scenario.variant_scenarios()
+    results: list[Result] = []
+    for run in runs:
+        trace = _trace_path(args.trace, run.variant_name) if len(runs) > 1 else args.trace
+        if results and not args.json:
+            print()
+        results.append(_run_one(run, args, trace))
+        if results[-1].reason == "interrupted":
+            break
+    if args.json:
+        summary = results[0].summary() if len(runs) == 1 else {
+            "scenario": scenario.name, "seed": results[0].seed,
+            "passed": all(result.passed for result in results),
+            "variants": {result.variant: result.summary() for result in results}}
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    elif len(runs) > 1:
+        print("\n" + variant_table(scenario, results))
+    return max((_exit_code(result) for result in results), key=_EXIT_SEVERITY.index)
+
+
+def _run_one(scenario: Scenario, args: argparse.Namespace, trace: str | None) -> Result:
+    """One run: its reports written, its text printed (unless --json)."""
+    from harness.simulation import Simulation
+
+    simulation = Simulation(scenario, args.seed, trace_path=trace)
     result = simulation.run()
     written = []
     if args.report_dir:
@@ -103,13 +137,23 @@ def _run(args: argparse.Namespace) -> int:
         if isinstance(history, History):  # what the clients saw: `graylink check-history` reads it
             written.append(Path(args.report_dir) / f"{_stem(result)}.history.jsonl")
             history.write_jsonl(written[-1])
-    if args.json:
-        print(json.dumps(result.summary(), indent=2, sort_keys=True))
-    else:
+    if not args.json:
         print(result.render_text())
         for path in written:
             print(f"  report: {path}")
-    return _exit_code(result)
+    return result
+
+
+def _trace_path(path: str | None, variant: str | None) -> str | None:
+    """One trace file per variant: ``run.jsonl`` becomes ``run-<variant>.jsonl``."""
+    if path is None or variant is None:
+        return path
+    base = Path(path)
+    return str(base.with_name(f"{base.stem}-{variant}{base.suffix}"))
+
+
+# The exit code of several runs is the most severe of theirs, in this order.
+_EXIT_SEVERITY = (EXIT_PASSED, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED)
 
 
 def _exit_code(result: Result) -> int:
@@ -134,7 +178,11 @@ def _write_reports(result: Result, report_dir: str) -> list[Path]:
 
 
 def _stem(result: Result) -> str:
-    return f"{_slug(result.scenario)}-seed{result.seed}"
+    """``<scenario>-seed<N>``, or ``<scenario>-<variant>-seed<N>`` for a variant's run."""
+    if result.variant is None:
+        return f"{_slug(result.scenario)}-seed{result.seed}"
+    base = result.scenario.removesuffix(f"[{result.variant}]")
+    return f"{_slug(base)}-{_slug(result.variant)}-seed{result.seed}"
 
 
 def _slug(name: str) -> str:
@@ -153,27 +201,41 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             status = EXIT_BAD_INPUT
         else:
+            variants = ", ".join(variant.name for variant in scenario.variants)
             print(f"ok: {path} ({scenario.name}: {len(scenario.topology.nodes)} nodes, "
-                  f"{len(scenario.faults)} scripted faults)")
+                  f"{len(scenario.faults)} scripted faults, {len(scenario.expectations)} "
+                  f"expectations" + (f", variants: {variants})" if variants else ")"))
     return status
 
 
 # -- check-determinism -----------------------------------------------------------------------------
 def _check_determinism(args: argparse.Namespace) -> int:
+    """Each variant (or the scenario) twice, in fresh processes; exit 1 if any pair differs."""
     from harness.scenario_loader import load_scenario
-    from harness.trace import first_divergence
 
     scenario = load_scenario(args.scenario)  # fail fast, in this process, on bad input
     seed = scenario.seed if args.seed is None else args.seed
+    if args.variant is not None:
+        scenario.variant(args.variant)  # an unknown variant is bad input
+    variants = ([args.variant] if args.variant is not None
+                else [variant.name for variant in scenario.variants] or [None])
+    codes = [_check_determinism_of(args.scenario, seed, variant) for variant in variants]
+    return max(codes, key=_EXIT_SEVERITY.index)
+
+
+def _check_determinism_of(scenario: str, seed: int, variant: str | None) -> int:
+    from harness.trace import first_divergence
+
     with tempfile.TemporaryDirectory(prefix="graylink-determinism-") as scratch:
-        runs = [_run_in_fresh_process(args.scenario, seed, Path(scratch) / f"trace-{i}.jsonl", hs)
-                for i, hs in enumerate(("1", "2"))]
+        runs = [_run_in_fresh_process(scenario, seed, variant, Path(scratch) / f"trace-{i}.jsonl",
+                                      hs) for i, hs in enumerate(("1", "2"))]
         for summary, _ in runs:
             if summary is None:
                 return EXIT_INTERNAL
         (first, first_trace), (second, second_trace) = runs
         assert first is not None and second is not None
-        print(f"graylink check-determinism {args.scenario} --seed {seed}")
+        option = f" --variant {variant}" if variant is not None else ""
+        print(f"graylink check-determinism {scenario} --seed {seed}{option}")
         print(f"  run 1 (PYTHONHASHSEED=1): digest {first['trace_digest']}, {first['events']} events")
         print(f"  run 2 (PYTHONHASHSEED=2): digest {second['trace_digest']}, {second['events']} events")
         if first["trace_digest"] == second["trace_digest"]:
@@ -186,11 +248,13 @@ def _check_determinism(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
-def _run_in_fresh_process(scenario: str, seed: int, trace: Path,
+def _run_in_fresh_process(scenario: str, seed: int, variant: str | None, trace: Path,
                           hash_seed: str) -> tuple[dict[str, object] | None, Path]:
     environment = dict(os.environ, PYTHONHASHSEED=hash_seed)
     command = [sys.executable, "-m", "harness", "run", scenario, "--seed", str(seed), "--json",
                "--trace", str(trace), "--report-dir", ""]
+    if variant is not None:
+        command += ["--variant", variant]
     completed = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
     if completed.returncode not in (EXIT_PASSED, EXIT_FAILED):
         print(f"the run under PYTHONHASHSEED={hash_seed} exited {completed.returncode}:",

@@ -65,6 +65,7 @@ class Network:
         self.world = world
         self._random = rng.random
         self._schedule = kernel._schedule  # bound once: every copy sent calls it
+        self._arrive_event = self._arrive  # the callback of every delivery event, bound once
         self._defaults = link_defaults
         self._overrides: dict[tuple[str, str], LinkConfig] = {}
         self._links: dict[str, dict[str, LinkState]] = {}  # source → destination → link
@@ -102,7 +103,7 @@ class Network:
                 time_ns = link.last_delivery_ns
             else:
                 link.last_delivery_ns = time_ns
-            in_flight.append(self._schedule(time_ns, self._arrive, (link, source, message),
+            in_flight.append(self._schedule(time_ns, self._arrive_event, (link, source, message),
                                             link.destination_node, "deliver",
                                             (source, destination, kind)))
             return
@@ -154,7 +155,7 @@ class Network:
         else:
             link.last_delivery_ns = time_ns
         source = link.source
-        in_flight.append(self._schedule(time_ns, self._arrive, (link, source, message),
+        in_flight.append(self._schedule(time_ns, self._arrive_event, (link, source, message),
                                         link.destination_node, "deliver",
                                         (source, link.destination, kind)))
 

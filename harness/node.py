@@ -43,6 +43,9 @@ class NodeState:
     OFF = "off"
 
 
+_RUNNING = NodeState.RUNNING  # for the per-message paths: one lookup, not two
+
+
 class NodeProgram(Protocol):
     """What a system under test runs on a node. Only ``on_message`` is required."""
 
@@ -205,14 +208,15 @@ class Node:
     # -- messages -------------------------------------------------------------------------------
     def deliver(self, source: str, message: Any) -> None:
         """Called by the network when a message arrives (in an event owned by this node)."""
-        if self.state != NodeState.RUNNING or self.program is None:
+        program = self.program
+        if program is None or self.state != _RUNNING:
             self.stats.messages_dropped_down += 1
             return
         self.stats.messages_received += 1
         kernel = self.world.kernel  # ``run_in_node``, inlined: a call less per message
         if kernel.running_loop is not self.loop:
             kernel.set_running_loop(self, self.loop)
-        self.program.on_message(source, message)
+        program.on_message(source, message)
 
     def run_in_node(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run node code with this node's event loop as the running loop (none if it has none).
@@ -254,6 +258,7 @@ class NodeContext:
         self.disk = node.disk
         # A fresh stream per boot, derived by name: a restart does not replay the previous boot's draws.
         self.rng = node.rng.fork(f"boot-{boot}")
+        self._network_send = node.world.network.send  # bound once: ``send`` is hot
         self._loop: VirtualEventLoop | None = None  # this incarnation's loop, once it spawns
 
     @property
@@ -282,8 +287,8 @@ class NodeContext:
     def send(self, destination: str, message: Any, size_bytes: int | None = None) -> None:
         """Send a message over the simulated network. Fire and forget: it may be lost."""
         node = self._node
-        if node.epoch == self._epoch and node.state == NodeState.RUNNING:  # ``alive``, inlined: hot
-            node.world.network.send(self.name, destination, message, size_bytes)
+        if node.epoch == self._epoch and node.state == _RUNNING:  # ``alive``, inlined: hot
+            self._network_send(self.name, destination, message, size_bytes)
 
     def set_timer(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
                   kind: str = "timer", detail: Any = "") -> Timer:

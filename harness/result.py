@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
+from harness.expectations import CHECK_PREFIX as _EXPECT
 from harness.timeline import AppliedFault
 
 __all__ = ["Result", "reproduce_command"]
@@ -20,9 +21,10 @@ __all__ = ["Result", "reproduce_command"]
 _DURING_RUN = ("exception", "ambient-nondeterminism", "invariant", "step-limit")
 
 
-def reproduce_command(source: str | None, seed: int) -> str:
+def reproduce_command(source: str | None, seed: int, variant: str | None = None) -> str:
     target = shlex.quote(source) if source else "<scenario.yaml>"
-    return f"graylink run {target} --seed {seed}"
+    command = f"graylink run {target} --seed {seed}"
+    return f"{command} --variant {shlex.quote(variant)}" if variant else command
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +45,13 @@ class Result:
     faults: tuple[AppliedFault, ...] = ()
     statistics: dict[str, Any] = field(default_factory=dict)
     trace_tail: tuple[str, ...] = ()  # the last events before the end, for failure reports
-    checks: tuple[CheckResult, ...] = ()  # every checker's verdict, with its evidence
+    checks: tuple[CheckResult, ...] = ()  # every checker's verdict, then each expectation's
+    variant: str | None = None  # the variant of the scenario file this run was, if any
+    expected_failures: tuple[Failure, ...] = ()  # failures an expectation `check NAME fails` foretold
 
     @property
     def reproduce(self) -> str:
-        return reproduce_command(self.source, self.seed)
+        return reproduce_command(self.source, self.seed, self.variant)
 
     @property
     def internal_error(self) -> bool:
@@ -55,12 +59,14 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         """The machine-readable summary ``graylink run --json`` prints."""
-        return {"scenario": self.scenario, "seed": self.seed, "passed": self.passed,
+        return {"scenario": self.scenario, "variant": self.variant, "seed": self.seed,
+                "passed": self.passed,
                 "reason": self.reason, "metrics": self.metrics, "trace_digest": self.trace_digest,
                 "sim_time_s": self.sim_time_s, "wall_time_s": self.wall_time_s,
                 "events": self.events, "reproduce": self.reproduce,
                 "checks": {check.name: check.verdict for check in self.checks},
-                "failures": [failure.describe() for failure in self.failures]}
+                "failures": [failure.describe() for failure in self.failures],
+                "expected_failures": [failure.describe() for failure in self.expected_failures]}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as JSON-ready data."""
@@ -82,16 +88,23 @@ class Result:
                 lines.append(f"    {applied.started_ns / 1e9:9.3f}s {applied.description}{end}")
             if len(self.faults) > 20:
                 lines.append(f"    ... and {len(self.faults) - 20} more")
-        if self.checks:
-            lines.append("  checks:")
-            for check in self.checks:
-                lines.append(f"    {check.verdict.upper():7} {check.name}: {check.summary}")
+        checks = [check for check in self.checks if not check.name.startswith(_EXPECT)]
+        expectations = [check for check in self.checks if check.name.startswith(_EXPECT)]
+        for title, group in (("checks", checks), ("expectations", expectations)):
+            if group:
+                lines.append(f"  {title}:")
+                lines.extend(f"    {check.verdict.upper():7} {check.name.removeprefix(_EXPECT)}: "
+                             f"{check.summary}" for check in group)
         if self.metrics:
             lines.append("  metrics:")
             lines.extend(f"    {name} = {value:g}" if isinstance(value, (int, float))
                          else f"    {name} = {value}" for name, value in sorted(self.metrics.items()))
         for failure in self.failures:
             lines.append("  " + failure.describe().replace("\n", "\n  "))
+        if self.expected_failures:
+            lines.append("  expected failures (foretold by `check NAME fails`, so not failing the run):")
+            lines.extend("    " + failure.describe().replace("\n", "\n    ")
+                         for failure in self.expected_failures)
         during_run = any(f.kind in _DURING_RUN for f in self.failures)
         if during_run and self.trace_tail:
             lines.append("  last events before the end:")

@@ -5,7 +5,7 @@ from it) and read section by section with a ``NodeReader`` (``harness.yaml_nodes
 each value by the dataclass field it fills and locates every error: file, line, column, field path,
 the bad value and what is allowed. The header (name, seed, phases) comes first, then the topology,
 whose node and AZ names every later section may refer to; then the network, disk, system, scripted
-faults, random faults and limits. Nothing is accepted silently: unknown keys, duplicate keys,
+faults, random faults, limits, expectations and variants. Nothing is accepted silently: unknown keys, duplicate keys,
 ambiguous YAML 1.1 spellings, references to unknown nodes and faults outside the fault phase are all
 errors.
 
@@ -29,30 +29,51 @@ The format::
       - {at_s: 5, crash: {node: n1, duration_s: 3}}
     random_faults: {crash_per_minute: 2}         # fields of FaultProfile
     limits: {max_steps: 1000000}                 # fields of RunLimits
+    expect:                                      # judged after the run (harness.expectations)
+      - stale_reads == 0                         # <metric> <op> <number>, op: == != < <= > >=
+      - latency_ms.put_item.p99 <= 50            # metric names as in Result.metrics, dots allowed
+      - check linearizability passes             # check <name> passes|fails
+    variants:                                    # optional: run these instead, from the same seed
+      buggy:                                     # name: lower-case letters, digits and dashes
+        system: {config: {ack_before_fsync: true}}   # deep-merged into system.config
+        expect: [check lost-acknowledged-write fails, stale_reads >= 1]   # added to expect
+      fixed:
+        system: {config: {ack_before_fsync: false}}
+        expect: [stale_reads == 0]
+
+Expectations are parsed by ``harness.expectations.parse_expectation`` (a tokenizer, never ``eval``);
+a malformed one is an error located at the offending word, with the grammar. The same expectation
+twice (in ``expect`` and a variant's ``expect`` included) is an error. Each variant may change only
+``system.config``: its mapping is merged key by key into the scenario's (nested mappings merged,
+anything else replaced) and the result validated exactly like the scenario's own config, errors
+located in the variant. ``Scenario.variant(name)`` gives one variant as a plain scenario.
 
 When the system class has a ``Config`` dataclass, ``system.config`` is validated against it and the
 system receives an instance, built from its defaults when ``config`` is absent. ``scenario_to_yaml``
-writes this format back, leaving out every value equal to its default, so that
-``parse_scenario(scenario_to_yaml(s))`` equals ``s`` (apart from ``source``) for any scenario the
-format can express: topology nodes grouped by AZ, and a system config that is a dataclass or a dict
-with string keys.
+(``harness.scenario_writer``, re-exported here) writes this format back, leaving out every value
+equal to its default, so that ``parse_scenario(scenario_to_yaml(s))`` equals ``s`` (apart from
+``source`` and the ``variant_name`` that ``Scenario.variant`` sets) for any scenario the format can
+express: topology nodes grouped by AZ, a system config that is a dataclass or a dict with string
+keys, and variants whose configs differ from the scenario's by changed or added keys (a variant is
+written as its differences; one with no ``system`` keeps the scenario's config).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import yaml
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from harness.disk import DiskConfig
 from harness.errors import ScenarioError
+from harness.expectations import Expectation, ExpectationError, parse_expectation
 from harness.faults import FAULT_KINDS, Fault, GrayLinkFault, Partition
 from harness.network import LinkConfig
 from harness.params import param
-from harness.scenario import RunLimits, Scenario, SystemSpec
+from harness.scenario import VARIANT_NAME, RunLimits, Scenario, SystemSpec, Variant
+from harness.scenario_writer import scenario_to_yaml
 from harness.system import resolve_system_class
 from harness.timeline import FaultProfile, ScheduledFault
 from harness.world import NodeSpec, Topology
@@ -62,7 +83,7 @@ __all__ = ["load_scenario", "parse_scenario", "scenario_to_yaml"]
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(Scenario)}
 _SECTIONS = ("name", "description", "seed", "duration_s", "heal_s", "topology", "network", "disk",
-             "system", "faults", "random_faults", "limits")
+             "system", "faults", "random_faults", "limits", "expect", "variants")
 _REQUIRED = ("name", "topology", "system")
 _WILDCARDS: dict[type, tuple[str, ...]] = {GrayLinkFault: ("source", "destination")}
 
@@ -139,8 +160,9 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
     if not header.name.strip():
         reader.fail(entries["name"][1], "name", "the name must not be blank")
     topology = _read_topology(reader, entries["topology"][1])
-    system = _read_system(reader.with_refs({"node": [spec.name for spec in topology.nodes],
-                                            "az": topology.azs()}), entries["system"][1])
+    system_reader = reader.with_refs({"node": [spec.name for spec in topology.nodes],
+                                      "az": topology.azs()})
+    system, base_config = _read_system(system_reader, entries["system"][1])
     selectors = sorted(getattr(resolve_system_class(system.use), "NODE_SELECTORS", {}))
     reader = reader.with_refs({"node": [spec.name for spec in topology.nodes],
                                "az": topology.azs(), "node-selector": selectors})
@@ -148,6 +170,11 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
     def section(key: str, cls: type, default: Any) -> Any:
         return reader.build(cls, entries[key][1], key) if key in entries else default
 
+    seen: dict[str, Node] = {}  # expectation text -> where it was first written
+    expectations = (_read_expectations(reader, entries["expect"][1], "expect", seen)
+                    if "expect" in entries else ())
+    variants = (_read_variants(system_reader, entries["variants"][1], system, base_config, seen)
+                if "variants" in entries else ())
     return Scenario(
         name=header.name, description=header.description, seed=header.seed,
         duration_s=header.duration_s, heal_s=header.heal_s, topology=topology,
@@ -156,7 +183,8 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
         disk=section("disk", DiskConfig, DiskConfig()),
         faults=_read_faults(reader, entries, header.duration_s),
         random_faults=section("random_faults", FaultProfile, None),
-        limits=section("limits", RunLimits, RunLimits()))
+        limits=section("limits", RunLimits, RunLimits()),
+        expectations=expectations, variants=variants)
 
 
 def _read_topology(reader: NodeReader, node: Node) -> Topology:
@@ -195,7 +223,8 @@ def _read_node(reader: NodeReader, item: Node, path: str, az: str) -> tuple[Node
     return NodeSpec(entry.name, az, entry.role), name_node
 
 
-def _read_system(reader: NodeReader, node: Node) -> SystemSpec:
+def _read_system(reader: NodeReader, node: Node) -> tuple[SystemSpec, Node | None]:
+    """The system, and the node of its config (None when absent) for the variants to merge into."""
     entries = reader.mapping(node, "system")
     reader.reject_unknown(entries, ("use", "config"), "system")
     if "use" not in entries:
@@ -204,15 +233,20 @@ def _read_system(reader: NodeReader, node: Node) -> SystemSpec:
     use_node = entries["use"][1]
     use = reader.string(use_node, "system.use")
     system_class = _import_system(reader, use, use_node)
-    config_class = getattr(system_class, "Config", None)
     config_node = entries["config"][1] if "config" in entries else None
+    return SystemSpec(use, _read_config(reader, system_class, config_node, node,
+                                        "system.config")), config_node
+
+
+def _read_config(reader: NodeReader, system_class: type, config_node: Node | None, anchor: Node,
+                 path: str) -> Any:
+    """The class's ``Config`` dataclass built from ``config_node`` (its defaults when None), else
+    plain data; ``anchor`` locates errors about a config that is absent."""
+    config_class = getattr(system_class, "Config", None)
     if isinstance(config_class, type) and dataclasses.is_dataclass(config_class):
-        config_entries = reader.mapping(config_node, "system.config") if config_node else {}
-        config = reader.build_from(config_class, config_entries, config_node or node,
-                                   "system.config")
-    else:
-        config = reader.plain_data(config_node, "system.config") if config_node else None
-    return SystemSpec(use, config)
+        config_entries = reader.mapping(config_node, path) if config_node else {}
+        return reader.build_from(config_class, config_entries, config_node or anchor, path)
+    return reader.plain_data(config_node, path) if config_node else None
 
 
 def _import_system(reader: NodeReader, use: str, node: Node) -> type:
@@ -271,84 +305,98 @@ def _read_fault_body(reader: NodeReader, kind: str, node: Node, path: str) -> Fa
     return fault
 
 
-# -- writing ---------------------------------------------------------------------------------------
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML: no anchors or aliases, multi-line strings as literal blocks."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def scenario_to_yaml(scenario: Scenario) -> str:
-    """The scenario in the YAML format above, without values equal to their defaults."""
-    data: dict[str, Any] = {"name": scenario.name}
-    if scenario.description:
-        data["description"] = scenario.description
-    data.update(seed=scenario.seed, duration_s=scenario.duration_s, heal_s=scenario.heal_s)
-    data["topology"] = _topology_data(scenario.topology)
-    optional = {"network": _non_defaults(scenario.link), "disk": _non_defaults(scenario.disk)}
-    data.update({key: value for key, value in optional.items() if value})
-    data["system"] = _system_data(scenario.system)
-    if scenario.faults:
-        data["faults"] = [{"at_s": item.at_s, item.fault.kind: _non_defaults(item.fault)}
-                          for item in scenario.faults]
-    if scenario.random_faults is not None:
-        data["random_faults"] = _non_defaults(scenario.random_faults)
-    if scenario.limits != RunLimits():
-        data["limits"] = _non_defaults(scenario.limits)
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
-                     default_flow_style=None)
+# -- expectations and variants ----------------------------------------------------------------------
+def _read_expectations(reader: NodeReader, node: Node, path: str,
+                       seen: dict[str, Node]) -> tuple[Expectation, ...]:
+    """The list of expectations at ``node``; ``seen`` (text -> node) refuses repeats across lists."""
+    expectations = []
+    for index, item in enumerate(reader.sequence(node, path)):
+        item_path = f"{path}[{index}]"
+        text = reader.string(item, item_path)
+        try:
+            expectation = parse_expectation(text)
+        except ExpectationError as error:
+            _fail_in_text(reader, item, item_path, error.column,
+                          f"bad expectation {text.strip()!r}: {error}")
+        first = seen.get(expectation.text)
+        if first is not None:
+            reader.fail(item, item_path, f"the expectation {expectation.text!r} is already written "
+                                         f"at line {first.start_mark.line + 1}; write it once")
+        seen[expectation.text] = item
+        expectations.append(expectation)
+    return tuple(expectations)
 
 
-def _topology_data(topology: Topology) -> dict[str, list[Any]]:
-    azs: dict[str, list[Any]] = {}
-    for spec in topology.nodes:
-        entry = spec.name if spec.role == "server" else {"name": spec.name, "role": spec.role}
-        azs.setdefault(spec.az, []).append(entry)
-    return azs
+def _fail_in_text(reader: NodeReader, node: Node, path: str, offset: int,
+                  message: str) -> NoReturn:
+    """Fail at ``offset`` within a one-line scalar's text (at the scalar itself otherwise)."""
+    mark = node.start_mark
+    column = mark.column + 1
+    if isinstance(node, ScalarNode) and node.end_mark.line == mark.line and node.style in (
+            None, "'", '"'):
+        column += offset + (0 if node.style is None else 1)
+    raise ScenarioError(message, file=reader.filename, line=mark.line + 1, column=column,
+                        field=path)
 
 
-def _system_data(system: SystemSpec) -> dict[str, Any]:
-    data: dict[str, Any] = {"use": system.use}
-    config = system.config
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        config = _non_defaults(config) or None  # absent: the loader builds the defaults
-    if config is not None:
-        data["config"] = _plain(config)
-    return data
+def _read_variants(reader: NodeReader, node: Node, system: SystemSpec, base_config: Node | None,
+                   seen: dict[str, Node]) -> tuple[Variant, ...]:
+    _refuse_duplicate_variants(reader, node)
+    entries = reader.mapping(node, "variants")
+    if not entries:
+        reader.fail(node, "variants", "no variants: name at least one (`variants: {name: {system: "
+                                      "{config: {...}}, expect: [...]}}`) or leave the section out")
+    system_class = resolve_system_class(system.use)
+    return tuple(_read_variant(reader, name, key, value, system_class, base_config, dict(seen))
+                 for name, (key, value) in entries.items())
 
 
-def _non_defaults(instance: Any) -> dict[str, Any]:
-    """The fields of a dataclass instance that differ from their defaults, as plain data."""
-    data: dict[str, Any] = {}
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        if field.init and not _is_default(field, value):
-            data[field.name] = _plain(value)
-    return data
+def _refuse_duplicate_variants(reader: NodeReader, node: Node) -> None:
+    first: dict[str, Node] = {}
+    for key, _ in node.value if isinstance(node, MappingNode) else ():
+        if isinstance(key, ScalarNode) and key.value in first:
+            reader.fail(key, join_path("variants", key.value), f"duplicate variant {key.value!r}: "
+                        f"first at line {first[key.value].start_mark.line + 1}, again at line "
+                        f"{key.start_mark.line + 1}; each variant needs its own name")
+        first.setdefault(key.value, key)
 
 
-def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
-    if field.default is not dataclasses.MISSING:
-        return bool(value == field.default)
-    if field.default_factory is not dataclasses.MISSING:
-        return bool(value == field.default_factory())
-    return False
+def _read_variant(reader: NodeReader, name: str, key: Node, node: Node, system_class: type,
+                  base_config: Node | None, seen: dict[str, Node]) -> Variant:
+    path = join_path("variants", name)
+    if not VARIANT_NAME.match(name):
+        reader.fail(key, path, f"{name!r} is not a usable variant name; allowed: lower-case "
+                               f"letters, digits and single dashes (e.g. mitigation-off)")
+    entries = reader.mapping(node, path)
+    reader.reject_unknown(entries, ("system", "expect"), path)
+    config = None
+    if "system" in entries:
+        system_path = join_path(path, "system")
+        system_entries = reader.mapping(entries["system"][1], system_path)
+        if "use" in system_entries:
+            reader.fail(system_entries["use"][0], join_path(system_path, "use"),
+                        "a variant runs the scenario's own system; it may change only its config")
+        reader.reject_unknown(system_entries, ("config",), system_path)
+        if "config" in system_entries:
+            override = system_entries["config"][1]
+            config_path = join_path(system_path, "config")
+            reader.mapping(override, config_path)  # a variant's config is a mapping of changes
+            merged = _merge(reader, base_config, override, config_path)
+            config = _read_config(reader, system_class, merged, override, config_path)
+    expectations = (_read_expectations(reader, entries["expect"][1], join_path(path, "expect"),
+                                       seen) if "expect" in entries else ())
+    return Variant(name, config, expectations)
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _non_defaults(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+def _merge(reader: NodeReader, base: Node | None, override: Node, path: str) -> Node:
+    """``override`` laid over ``base``: mappings merged key by key, recursively; anything else in
+    ``override`` replaces what ``base`` has. Keys keep their own nodes, so errors point at the
+    variant's lines for what it changed."""
+    if not isinstance(base, MappingNode) or not isinstance(override, MappingNode):
+        return override
+    merged = dict(reader.mapping(base, path))
+    for name, (key, value) in reader.mapping(override, path).items():
+        old = merged.get(name)
+        merged[name] = (key, _merge(reader, old[1], value, join_path(path, name)) if old else value)
+    return MappingNode(override.tag, list(merged.values()), override.start_mark, override.end_mark,
+                       flow_style=override.flow_style)

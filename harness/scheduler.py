@@ -11,6 +11,14 @@ current instant (asyncio's ``call_soon`` makes most of those). Such an event is 
 event already queued, so the FIFO is in ``(time_ns, sequence)`` order by construction and needs no
 heap operations; the loop takes the smaller of the two heads.
 
+The running asyncio loop. Node code runs with its node's ``VirtualEventLoop`` as asyncio's running
+loop: ``Node.deliver``, ``Node.run_in_node`` and the loop's own events set it (``set_running_loop``).
+It stays set across consecutive events of that node, and before an event of another owner the loop
+switches straight to that owner's loop (``loop``, if it has one; else none), and to none when a run
+ends: code outside a node never sees its loop. This saves calls to ``asyncio._set_running_loop``,
+which are dear (each allocates, and makes a ``getpid`` system call), where an asyncio message costs
+two events of the same node in a row.
+
 Events may be owned by a node (any object with ``name``, ``epoch``, ``paused`` and ``parked``). The
 kernel enforces two rules for owned events, so that no layer above has to:
 - an event scheduled in an earlier epoch of its node (before a crash) is dropped, never dispatched;
@@ -24,6 +32,7 @@ exception that escapes an unowned (harness) event is an internal error and propa
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections import deque
@@ -42,7 +51,8 @@ StopReason = str  # "quiescent" | "until" | "max_steps" | "failure" | "stopped"
 
 
 class EventOwner(Protocol):
-    """What the kernel needs of a node that owns events."""
+    """What the kernel needs of a node that owns events (and, optionally, ``loop``: the asyncio loop
+    its events run in, see ``set_running_loop``)."""
 
     name: str
     epoch: int
@@ -80,6 +90,9 @@ class Timer:
         return f"Timer(t={self.time_ns}, owner={owner}, kind={self.kind!r}, detail={self.detail!r})"
 
 
+_new_timer = Timer.__new__  # for ``Kernel._schedule``
+
+
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     """Why and when ``Kernel.run`` returned."""
@@ -103,6 +116,9 @@ class Kernel:
         self._early_sequence = itertools.count(-(2**62))
         self._stop_reason: StopReason | None = None
         self._current: Timer | None = None  # the event being dispatched, if any
+        # The loop set as asyncio's running loop, and the node it belongs to (see the docstring).
+        self.running_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_owner: EventOwner | None = None
         self.failure: Failure | None = None
         self.steps = 0
         self.dropped_stale = 0  # events dropped because their node crashed after scheduling them
@@ -111,24 +127,30 @@ class Kernel:
     def call_at(self, time_ns: int, callback: Callable[..., Any], *args: Any,
                 owner: EventOwner | None = None, kind: str = "call", detail: Any = "") -> Timer:
         """Schedule ``callback(*args)`` at true time ``time_ns`` (never in the past)."""
-        if time_ns <= self.now_ns:  # a deadline already passed fires now: time never goes backwards
-            timer = Timer(self.now_ns, callback, args, owner, kind, detail, next(self._sequence))
-            self._due.append((timer.time_ns, timer.sequence, timer))
-        else:
-            timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
-            _heappush(self._heap, (time_ns, timer.sequence, timer))
-        return timer
+        return self._schedule(time_ns, callback, args, owner, kind, detail)
 
     def _schedule(self, time_ns: int, callback: Callable[..., Any], args: tuple[Any, ...],
                   owner: EventOwner | None, kind: str, detail: Any) -> Timer:
         """``call_at`` with positional arguments, for the harness's per-message paths (network,
         asyncio): packing ``*args`` and keywords costs more than the rest of the call."""
-        if time_ns <= self.now_ns:
-            timer = Timer(self.now_ns, callback, args, owner, kind, detail, next(self._sequence))
-            self._due.append((timer.time_ns, timer.sequence, timer))
+        # ``Timer(...)`` inlined, without the call to ``__init__`` (a tenth of this event's cost to
+        # schedule): keep the two alike.
+        timer = _new_timer(Timer)
+        timer.sequence = sequence = next(self._sequence)
+        timer.local_deadline_ns = None
+        timer.callback = callback
+        timer.args = args
+        timer.owner = owner
+        timer.epoch = owner.epoch if owner is not None else 0
+        timer.kind = kind
+        timer.detail = detail
+        timer.cancelled = False
+        if time_ns <= self.now_ns:  # a deadline already passed fires now: time never goes backwards
+            timer.time_ns = time_ns = self.now_ns
+            self._due.append((time_ns, sequence, timer))
         else:
-            timer = Timer(time_ns, callback, args, owner, kind, detail, next(self._sequence))
-            _heappush(self._heap, (time_ns, timer.sequence, timer))
+            timer.time_ns = time_ns
+            _heappush(self._heap, (time_ns, sequence, timer))
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
@@ -193,12 +215,16 @@ class Kernel:
         """Dispatch events in (time, sequence) order until a limit, a failure, or an empty queue."""
         self._stop_reason = None if self._stop_reason != "failure" else "failure"
         step_limit = self.steps + max_steps if max_steps is not None else None
-        while self._stop_reason is None:
-            try:
-                self._dispatch_until(until_ns, step_limit)
-            except Exception as error:  # noqa: BLE001 - classified below: SUT failure or harness bug
-                self._on_exception(error)
-        self._current = None  # between runs no event is being dispatched (the sandbox relies on it)
+        try:
+            while self._stop_reason is None:
+                try:
+                    self._dispatch_until(until_ns, step_limit)
+                except Exception as error:  # noqa: BLE001 - classified below: SUT failure or harness bug
+                    self._on_exception(error)
+        finally:
+            self._current = None  # between runs no event is being dispatched (the sandbox relies on it)
+            if self.running_loop is not None:  # nor is any node's loop running
+                self.set_running_loop(None, None)
         self.trace.maybe_fold()
         return RunOutcome(self._stop_reason, self.now_ns, self.steps, self.failure)
 
@@ -209,16 +235,19 @@ class Kernel:
         record = self.trace.record
         fold = self.trace.maybe_fold
         while self._stop_reason is None:
-            if not heap and not due:
-                self._stop_reason = "quiescent"
-                return
             if step_limit is not None and self.steps >= step_limit:
                 self._stop_reason = "max_steps"
                 return
-            if due and (not heap or due[0] < heap[0]):  # the smaller head: (time_ns, sequence)
-                time_ns, sequence, timer = due.popleft()
-            else:
+            if due:  # take the smaller head, by (time_ns, sequence)
+                if heap and heap[0] < due[0]:
+                    time_ns, sequence, timer = pop(heap)
+                else:
+                    time_ns, sequence, timer = due.popleft()
+            elif heap:
                 time_ns, sequence, timer = pop(heap)
+            else:
+                self._stop_reason = "quiescent"
+                return
             if timer.cancelled or sequence != timer.sequence:
                 continue  # cancelled, or a stale entry left behind by ``move``
             if until_ns is not None and time_ns > until_ns:
@@ -241,8 +270,16 @@ class Kernel:
             self.steps = steps = self.steps + 1
             if not steps & 255:
                 fold()
+            if self._loop_owner is not None and owner is not self._loop_owner:
+                self.set_running_loop(owner, getattr(owner, "loop", None))  # see the docstring
             self._current = timer
             timer.callback(*timer.args)
+
+    def set_running_loop(self, owner: EventOwner | None, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Make ``loop`` (``owner``'s) asyncio's running loop, until an event of another owner."""
+        asyncio._set_running_loop(loop)
+        self.running_loop = loop
+        self._loop_owner = owner if loop is not None else None
 
     def _on_exception(self, error: BaseException) -> None:
         timer = self._current

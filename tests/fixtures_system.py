@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.params import param
@@ -33,4 +33,26 @@ class PlainSystem:
     """A system without a ``Config`` dataclass: it receives a plain dict."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    retries: int = param("how often to retry", 2, minimum=0, maximum=10)
+    backoff_ms: float = param("pause between retries", 10.0, minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class TunedConfig:
+    label: str = param("a name for the run", "base")
+    tuning: Tuning = field(default_factory=Tuning)  # retry settings
+    safe: bool = param("a mitigation", True)
+
+
+class TunedSystem:
+    """A ``Config`` with a nested dataclass: variants deep-merge into it."""
+
+    Config = TunedConfig
+
+    def __init__(self, config: TunedConfig) -> None:
         self.config = config

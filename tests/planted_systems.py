@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness import Failure, NodeContext, World
+from harness.checkers.verdict import CheckResult
 
 MS = 1_000_000
 
@@ -77,3 +78,23 @@ class CrashingSystem(GossipSystem):
 class BrokenMetricsSystem(GossipSystem):
     def metrics(self, world: World) -> dict[str, float]:
         raise ZeroDivisionError("metrics bug")
+
+
+class ScriptedVerdictSystem(GossipSystem):
+    """Reports exactly the metrics, check verdicts and failures its config names (plain data):
+    ``{metrics: {name: number}, checks: {name: pass|fail|unknown}, failures: [kind, ...]}``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.config = config
+
+    def check(self, world: World) -> list[Failure]:
+        return [Failure(kind, f"planted {kind}", world.kernel.now_ns)
+                for kind in self.config.get("failures", [])]
+
+    def checks(self, world: World) -> list[CheckResult]:
+        return [CheckResult(name, verdict, f"planted {verdict}", (f"evidence of {name}",))
+                for name, verdict in self.config.get("checks", {}).items()]
+
+    def metrics(self, world: World) -> dict[str, float]:
+        return dict(self.config.get("metrics", {}))

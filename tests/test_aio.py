@@ -820,3 +820,20 @@ def test_digest_is_the_same_across_processes_and_hash_seeds() -> None:
                                    capture_output=True, text=True, check=True)
         digests.add(completed.stdout.strip())
     assert digests == {ping_pong_digest(7)[0]}
+
+
+def test_call_soon_handles_are_made_as_handle_init_makes_them() -> None:
+    """``call_soon`` builds its handle without ``Handle.__init__`` (for speed): same slots, same values."""
+    from harness.aio import _SoonHandle
+
+    loop = make_world().node("n1").event_loop()
+    ours = _SoonHandle.make(print, (1, 2), loop, None)  # no context given: each takes a copy
+    reference = _SoonHandle(print, (1, 2), loop, None)
+    slots = [name for name in asyncio.Handle.__slots__ if name != "__weakref__"]
+    assert set(slots) == {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
+                          "_context"}, "asyncio.Handle changed: update _SoonHandle.make"
+    for name in slots:
+        if name == "_context":
+            assert type(getattr(ours, name)) is type(getattr(reference, name))
+        else:
+            assert getattr(ours, name) == getattr(reference, name), name

@@ -49,13 +49,78 @@ def test_run_json_summary_has_the_documented_fields(capsys: pytest.CaptureFixtur
     assert summary["seed"] == 2 and summary["sim_time_s"] == 40.0
 
 
+def unexpected_bug(tmp_path: Path) -> Path:
+    """The planted-bug file, its buggy variant no longer expecting the failure it finds."""
+    scenario = tmp_path / "buggy.yaml"
+    scenario.write_text(BUGGY.read_text().replace("check lost-acknowledged-write fails, ", ""))
+    return scenario
+
+
 def test_a_failing_system_exits_1_and_opens_with_the_reproduction(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["run", str(BUGGY), "--report-dir", ""])
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = unexpected_bug(tmp_path)
+    code = cli.main(["run", str(scenario), "--variant", "buggy", "--report-dir", ""])
     out = capsys.readouterr().out
     assert code == 1
-    assert out.splitlines()[0] == f"graylink run {BUGGY} --seed 1"
+    assert out.splitlines()[0] == f"graylink run {scenario} --seed 1 --variant buggy"
     assert "lost-acknowledged-write" in out and "acknowledged at t=" in out
+
+
+def test_variants_run_side_by_side_and_report_separately(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "trace.jsonl"
+    code = cli.main(["run", str(BUGGY), "--report-dir", str(tmp_path), "--trace", str(trace)])
+    out = capsys.readouterr().out
+    assert code == 0, out  # the buggy variant finds the bug it expects; the fixed one loses nothing
+    assert (tmp_path / "trace-buggy.jsonl").exists() and (tmp_path / "trace-fixed.jsonl").exists()
+    assert out.splitlines()[0] == f"graylink run {BUGGY} --seed 1 --variant buggy"
+    assert f"graylink run {BUGGY} --seed 1 --variant fixed" in out
+    assert "expected failures" in out and "acknowledged at t=" in out
+    table = out[out.index("variants of register-ack-before-fsync (seed 1):"):].splitlines()
+    assert table[1].split() == ["buggy", "fixed"]
+    assert table[2].split() == ["verdict", "PASSED", "PASSED"]
+    assert table[4].split()[:3] == ["check", "lost-acknowledged-write", "fail"]
+    assert table[5].split()[0] == "stale_reads" and table[5].split()[2] == "0"
+    for variant in ("buggy", "fixed"):
+        saved = json.loads((tmp_path / f"register-ack-before-fsync-{variant}-seed1.json").read_text())
+        assert saved["variant"] == variant and saved["passed"] is True
+        assert saved["reproduce"].endswith(f"--seed 1 --variant {variant}")
+        assert (tmp_path / f"register-ack-before-fsync-{variant}-seed1.txt").exists()
+
+
+def test_one_failing_variant_fails_the_file(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["run", str(unexpected_bug(tmp_path)), "--report-dir", "", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert summary["passed"] is False and summary["scenario"] == "register-ack-before-fsync"
+    assert {name: run["passed"] for name, run in summary["variants"].items()} == {
+        "buggy": False, "fixed": True}
+
+
+def test_a_failed_expectation_exits_1_and_shows_the_actual_value(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "greedy.yaml"
+    scenario.write_text(CLEAN.read_text() + "  - writes_ok >= 100000\n")
+    code = cli.main(["run", str(scenario), "--report-dir", ""])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL    writes_ok >= 100000: writes_ok = " in out
+    assert "[expectation] at t=40.000000s: writes_ok >= 100000 does not hold" in out
+
+
+def test_an_unknown_variant_is_bad_input() -> None:
+    completed = graylink("run", str(BUGGY), "--variant", "repaired")
+    assert completed.returncode == 2
+    assert "no variant 'repaired'; its variants: buggy, fixed" in completed.stderr
+    assert graylink("run", str(CLEAN), "--variant", "x").returncode == 2
+
+
+def test_check_determinism_of_a_variant() -> None:
+    completed = graylink("check-determinism", str(BUGGY), "--variant", "fixed")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert f"graylink check-determinism {BUGGY} --seed 1 --variant fixed" in completed.stdout
+    assert "deterministic" in completed.stdout
 
 
 def test_an_exception_in_node_code_fails_the_run_with_node_and_time(
@@ -118,9 +183,33 @@ def test_an_interrupted_run_still_writes_its_report(tmp_path: Path, monkeypatch:
 def test_validate_reports_each_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\n")
-    completed = graylink("validate", str(CLEAN), str(bad))
+    completed = graylink("validate", str(CLEAN), str(bad), str(BUGGY))
     assert completed.returncode == 2
     assert "ok: " in completed.stdout and "bad.yaml" in completed.stderr
+    assert "4 expectations)" in completed.stdout and "variants: buggy, fixed" in completed.stdout
+
+
+@pytest.mark.parametrize(("old", "new", "words"), [
+    ("  - writes_ok >= 100", "  - writes_ok => 100", "did you mean '>='?"),
+    ("  - writes_ok >= 100", "  - writes_ok >= lots", "'lots' is not a number"),
+    ("    expect: [stale_reads == 0]", "    expect: [check stale_reads]", "missing passes or fails"),
+    ("  fixed:", "  buggy:", "duplicate variant 'buggy'"),
+    ("  fixed:", "  Fixed:", "not a usable variant name"),
+    ("{ack_before_fsync: false}", "{ack_before_fsync: off}", "ambiguous"),
+    ("{ack_before_fsync: false}", "{ack_before_fsink: false}", "did you mean 'ack_before_fsync'?"),
+    ("{ack_before_fsync: false}", "{write_interval_ms: -1}", "allowed: >"),
+])
+def test_validate_finds_mistakes_in_expectations_and_variants(
+        tmp_path: Path, old: str, new: str, words: str) -> None:
+    text = BUGGY.read_text()
+    assert old in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(old, new, 1))
+    line = max(i for i, row in enumerate(bad.read_text().splitlines(), 1) if new in row)
+    completed = graylink("validate", str(bad))
+    assert completed.returncode == 2
+    assert f"bad.yaml:{line}:" in completed.stderr and words in completed.stderr, completed.stderr
+    assert "Traceback" not in completed.stderr
 
 
 def test_console_script_and_module_agree() -> None:

@@ -176,3 +176,16 @@ def test_same_values_across_processes_and_hash_seeds() -> None:
     assert one["seed"] == PINNED_SEEDS[(42, "network")]
     assert one["network"] == [here.fork("network").getrandbits(64) for _ in range(3)]
     assert one["nested"] == here.fork("disk").fork("n1").random()
+
+
+def test_randrange_makes_the_same_draws_as_random() -> None:
+    """``Rng.randrange`` draws inline for speed; it must stay exactly ``random.Random.randrange``."""
+    import random
+
+    ours, reference = Rng(11), random.Random(11)
+    stops = [1, 2, 3, 7, 8, 100, 1000, 2**31 - 1, 2**64 + 3]
+    expected = [reference.randrange(stop) for stop in stops * 50]
+    assert [ours.randrange(stop) for stop in stops * 50] == expected
+    for bad in (0, -3, 2.5):
+        with pytest.raises((ValueError, TypeError)):
+            ours.randrange(bad)  # type: ignore[arg-type]

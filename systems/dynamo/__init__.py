@@ -7,12 +7,15 @@ election (M10); WAL-first writes acknowledged after a quorum persisted them (M6)
 eventually consistent reads (M7); planned leadership handoff (M11); request routers with a partition-map
 cache, pushed leadership changes and misroute correction (M12, M13, M19); checksums on messages and
 WAL records (M14); a metadata service of finite capacity with legacy or constant-work router caches
-(M21); format versions on messages and records (M24).
+(M21); format versions on messages and records (M24); membership leases that storage nodes renew
+from the metadata service, leaving service when one runs out, with lockstep or jittered retries
+(S20, the 2015 event).
 
 Layout: ``items`` (the state machine), ``messages`` and ``effects`` (the contracts), ``replica`` and
-``wal`` (the replication protocol), ``partitioning``, ``metadata`` and ``router`` (routing), ``workload``
-(clients and their History), ``node`` (the only code touching the harness), ``observations`` and
-``system`` (plugging into Graylink). Protocol logic is sans-I/O: it takes ``(now, input)`` and returns
+``wal`` (the replication protocol), ``partitioning``, ``metadata`` and ``router`` (routing),
+``membership`` (a storage node's membership lease), ``workload`` (clients and their History),
+``node`` (the only code touching the harness), ``observations`` and ``system`` (plugging into
+Graylink). Protocol logic is sans-I/O: it takes ``(now, input)`` and returns
 effects, so it is unit-tested without a simulator.
 """
 

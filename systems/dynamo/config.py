@@ -61,6 +61,20 @@ class Timing:
                                        minimum=1)
     client_timeout_ms: float = param("a client gives up on an operation after this long (outcome "
                                      "unknown)", 3000.0, minimum=1)
+    membership_refresh_s: float = param("a storage node fetches its membership (the whole "
+                                        "partition map) from the metadata service this often",
+                                        10.0, minimum=0, exclusive_minimum=True)
+    membership_timeout_ms: float = param("a storage node gives up on a membership fetch after this "
+                                         "long (the metadata service still does the work)", 500.0,
+                                         minimum=1)
+    membership_lease_s: float = param("a successful membership fetch lets the node serve this "
+                                      "long; when it runs out the node leaves service until a "
+                                      "fetch succeeds", 30.0, minimum=0, exclusive_minimum=True)
+    membership_retry_ms: float = param("wait after a failed membership fetch: exactly this without "
+                                       "retry jitter, else the first backoff's ceiling", 100.0,
+                                       minimum=0)
+    membership_backoff_ms_max: float = param("largest backoff ceiling of membership retries (with "
+                                             "retry jitter)", 5000.0, minimum=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +94,10 @@ class Mitigations:
     router_cache_mode: str = param("M21: 'legacy' (fetch on a miss only) or 'constant_work' (every "
                                    "hit also refreshes in the background)", "legacy",
                                    choices=("legacy", "constant_work"))
+    membership_retry_jitter: bool = param("S20: a storage node retries a failed membership fetch "
+                                          "with exponential backoff and full jitter, instead of "
+                                          "at a fixed interval in lockstep with every other node",
+                                          True)
 
 
 @dataclass(frozen=True, slots=True)

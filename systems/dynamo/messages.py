@@ -17,7 +17,8 @@ Flows:
 - would-be candidate ↔ peers: ``LeaderCheck`` / ``LeaderCheckReply`` (M10).
 - candidate ↔ voters: ``RequestVote`` / ``Vote`` (M3); old leader → successor: ``TimeoutNow`` (M11).
 - leader → routers and metadata: ``LeaderChanged`` (M12).
-- router ↔ metadata: ``MapRequest`` / ``MapReply`` (M19, M21).
+- router ↔ metadata: ``MapRequest`` / ``MapReply`` (M19, M21); storage node (membership agent) ↔
+  metadata: the same, always for the whole map (S20).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class ReplicaReply:
     request_id: int
     ok: bool
     item: tuple[tuple[str, Any], ...] | None = None
-    error: str = ""  # not_leader | look_up_again | condition_failed | no_lease | corrupt | …
+    error: str = ""  # not_leader | look_up_again | condition_failed | no_lease | out_of_service | …
     leader_hint: str | None = None
     ballot: tuple[int, str] = (0, "")
     format_version: int = CURRENT_FORMAT

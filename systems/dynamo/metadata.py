@@ -12,6 +12,8 @@ Rules:
 5. Serving takes ``metadata_service_time_ms`` plus ``metadata_service_time_per_entry_ms`` per entry
    in the reply (a whole-map reply costs more). The reply is built when service ends, so it carries
    the map as it is then. One timer, ``metadata/serve``, marks the end of the current service.
+6. A queued request is always served, even if its sender gave up on it long ago: the service cannot
+   know. That work is wasted, and under retries it is what keeps an overload going (S20).
 
 Statistics count requests, served and rejected requests, the queue depth and its peak, and requests
 and rejections per second of the local clock (``requests_per_second()``, ``rejected_per_second()``).

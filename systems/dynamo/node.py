@@ -13,6 +13,12 @@ and carries the effects out through ``harness.NodeContext``:
 On receipt, the adapter rejects messages whose checksum does not match (counted; the planted bug
 ``skip_checksum_verification`` computes but ignores it) and messages of a format this node's software
 cannot decode (M24, counted).
+
+A storage node also runs its membership agent (``membership.py``, key ``"membership"``), which gets
+the node's ``MapReply`` messages. While the agent's membership lease has run out, the adapter answers
+every ``ReplicaRequest`` itself with ``ReplicaReply(error="out_of_service")`` (counted as
+``out_of_service_refusals``) instead of handing it to the replica: the replicas keep replicating,
+but the node serves no client (S20).
 """
 
 from __future__ import annotations
@@ -23,9 +29,14 @@ from typing import Any, Protocol
 from harness import DiskFullError, NodeContext, Timer
 from systems.dynamo.config import DynamoConfig
 from systems.dynamo.effects import CancelTimer, Note, Persist, Send, SetTimer, Truncate
-from systems.dynamo.messages import CURRENT_FORMAT, seal, verify
+from systems.dynamo.membership import MembershipAgent
+from systems.dynamo.messages import (CURRENT_FORMAT, MapReply, ReplicaReply, ReplicaRequest, seal,
+                                     verify)
 
-__all__ = ["Component", "EffectRunner", "StorageNodeProgram", "ServiceProgram", "Observer"]
+__all__ = ["Component", "EffectRunner", "StorageNodeProgram", "ServiceProgram", "Observer",
+           "MEMBERSHIP"]
+
+MEMBERSHIP = "membership"  # the membership agent's key among a storage node's components
 
 # observe(node, component key, note) — the system stamps true time and keeps it for metrics.
 Observer = Callable[[str, Any, Note], None]
@@ -138,10 +149,14 @@ class StorageNodeProgram:
 
     def __init__(self, ctx: NodeContext, config: DynamoConfig, build_replicas: Callable[[], dict],
                  observe: Observer, counters: dict[str, int],
-                 on_boot: Callable[[StorageNodeProgram], None] | None = None) -> None:
+                 on_boot: Callable[[StorageNodeProgram], None] | None = None,
+                 membership: MembershipAgent | None = None) -> None:
         self.runner = EffectRunner(ctx, config, observe, counters)
         self.replicas = build_replicas()
         self.runner.components.update(self.replicas)
+        self.membership = membership
+        if membership is not None:
+            self.runner.components[MEMBERSHIP] = membership
         self._on_boot = on_boot
 
     def on_start(self) -> None:
@@ -151,6 +166,8 @@ class StorageNodeProgram:
             wal = runner.read_file(f"wal/p{partition}")
             ballot = runner.read_file(f"ballot/p{partition}")
             runner.run(partition, replica.recover(runner.ctx.now_ns(), wal, ballot))
+        if self.membership is not None:
+            runner.run(MEMBERSHIP, self.membership.start(runner.ctx.now_ns()))
         if self._on_boot is not None:
             self._on_boot(self)
 
@@ -159,10 +176,25 @@ class StorageNodeProgram:
             return
         partition = getattr(message, "partition", None)
         if partition in self.replicas:
-            self.runner.deliver(partition, source, message)
+            if type(message) is ReplicaRequest and not self.in_service():
+                self._refuse(source, message)
+            else:
+                self.runner.deliver(partition, source, message)
+        elif type(message) is MapReply and self.membership is not None:
+            self.runner.deliver(MEMBERSHIP, source, message)
         else:
             self.runner.counters["unknown_partition"] = \
                 self.runner.counters.get("unknown_partition", 0) + 1
+
+    def in_service(self) -> bool:
+        """False while the node's membership lease has run out (S20); True without an agent."""
+        return self.membership is None or self.membership.in_service(self.runner.ctx.now_ns())
+
+    def _refuse(self, source: str, request: ReplicaRequest) -> None:
+        counters = self.runner.counters
+        counters["out_of_service_refusals"] = counters.get("out_of_service_refusals", 0) + 1
+        refusal = ReplicaReply(request.partition, request.request_id, False, error="out_of_service")
+        self.runner.run(MEMBERSHIP, [Send(source, refusal)])
 
     def set_eligible(self, eligible: bool) -> None:
         """M11: mark this node (in)eligible for leadership; its leaders hand over at once."""

@@ -10,7 +10,9 @@ time, converts lease deadlines from the replica's clock to true time, and keeps 
   lease (a healthy leader was being deposed: S2, S5);
 - lease intervals in true time, which the ``leases`` checker reads for overlaps (two replicas of one
   partition serving at once: S6);
-- time without a leader: summed over partitions, the time in which no replica held a lease.
+- time without a leader: summed over partitions, the time in which no replica held a lease;
+- membership (S20): when each storage node left service (its membership lease ran out) and came
+  back, in true time; a node that crashes meanwhile is counted as down, not out of service.
 """
 
 from __future__ import annotations
@@ -53,12 +55,17 @@ class Observations:
     leases: dict[tuple[int, str], list[LeaseInterval]] = field(default_factory=lambda: defaultdict(list))
     elections: list[ElectionRecord] = field(default_factory=list)
     leaders: list[tuple[int, int, str]] = field(default_factory=list)  # (time, partition, node)
+    # node → [start, end) intervals out of service; end None while it lasts
+    out_of_service: dict[str, list[list[int | None]]] = field(
+        default_factory=lambda: defaultdict(list))
 
     def record(self, node: str, key: Any, note: Note) -> None:
         now = self.world.kernel.now_ns
         self.notes.append((now, node, key, note.kind, note.detail))
         self.world.kernel.trace.record((now, node, "note", (note.kind, key) + tuple(note.detail)))
         if not isinstance(key, int):
+            if note.kind in ("left-service", "rejoined-service"):
+                self._membership(node, now, note.kind == "left-service")
             return
         if note.kind == "lease-renewed":
             self._lease(key, node, now, int(note.detail[0]))
@@ -110,6 +117,48 @@ class Observations:
     def _replicas_of(self, partition: int) -> list[str]:
         return sorted({node for (p, node) in self.leases if p == partition})
 
+    # -- membership (S20) -----------------------------------------------------------------------
+    def _membership(self, node: str, now: int, left: bool) -> None:
+        intervals = self.out_of_service[node]
+        if left:
+            intervals.append([now, None])
+        elif intervals and intervals[-1][1] is None:
+            intervals[-1][1] = now
+
+    def out_of_service_intervals(self) -> list[tuple[str, int, int]]:
+        """(node, start, end) in true time, each cut short where the node went down, and ended at
+        the current time if it still lasts."""
+        end_of_run = self.world.kernel.now_ns
+        cut: list[tuple[str, int, int]] = []
+        for node, intervals in sorted(self.out_of_service.items()):
+            outages = self.world.node(node).outages
+            for start, end in intervals:
+                assert start is not None
+                stop = end_of_run if end is None else end
+                for down, _ in outages:
+                    if start <= down < stop:  # type: ignore[operator]
+                        stop = down  # type: ignore[assignment]
+                cut.append((node, start, stop))
+        return cut
+
+    def membership_metrics(self) -> dict[str, float]:
+        """Peak number of storage nodes out of service at once, node-seconds out of service, and
+        how many are out of service when the run ends."""
+        intervals = self.out_of_service_intervals()
+        events = sorted([(start, 1) for _, start, _ in intervals] +
+                        [(end, -1) for _, _, end in intervals])  # an end sorts before a start
+        peak = current = 0
+        for _, change in events:
+            current += change
+            peak = max(peak, current)
+        now = self.world.kernel.now_ns
+        still_out = {node for node, runs in self.out_of_service.items()  # not cut by an outage
+                     if runs and runs[-1][1] is None and (node, runs[-1][0], now) in intervals}
+        return {"membership.out_of_service_peak_nodes": peak,
+                "membership.out_of_service_node_s": round(
+                    sum(end - start for _, start, end in intervals) / 1e9, 6),
+                "membership.out_of_service_at_end": len(still_out)}
+
     # -- metrics --------------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         reasons: dict[str, int] = defaultdict(int)
@@ -123,6 +172,7 @@ class Observations:
         for reason in sorted(reasons):
             metrics[f"elections.{reason}"] = reasons[reason]
         metrics["time_without_leader_s"] = round(self.time_without_leader_ns() / 1e9, 6)
+        metrics.update(self.membership_metrics())
         return metrics
 
     def time_without_leader_ns(self) -> int:

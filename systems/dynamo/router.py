@@ -25,7 +25,8 @@ Rules:
    ``look_up_again`` invalidates the entry, refetches it and retries. Every other error
    (``no_lease``, ``unavailable``, ``corrupt``…) backs off. At most ``MAX_IMMEDIATE_RETRIES``
    retries in a row skip the backoff, so two nodes hinting at each other cannot spin. Refusals from
-   an earlier attempt's target are ignored.
+   an earlier attempt's target are ignored. (``out_of_service``: a storage node without a membership
+   lease, S20, is one of those other errors.)
 6. Backoff is exponential with full jitter: the n-th wait is uniform in
    [0, min(router_backoff_ms_max, router_backoff_ms_min * 2**(n-1))].
 7. An attempt at a replica that gets no answer within ``router_attempt_timeout_ms`` is retried at

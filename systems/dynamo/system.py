@@ -7,8 +7,9 @@ clients spread over the AZs round-robin, and one metadata node in the first AZ. 
 (M1, M2) is built from the storage nodes: three replicas per partition, in three AZs.
 
 Every node runs its program through the adapter (``node.py``): storage nodes host one ``Replica`` per
-partition they hold; routers and the metadata service run their component; clients run the workload
-and record every operation in one shared ``History`` (true-time stamps, taken by the observer).
+partition they hold and a ``MembershipAgent`` (S20); routers and the metadata service run their
+component; clients run the workload and record every operation in one shared ``History`` (true-time
+stamps, taken by the observer).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from harness.world import UnresolvedTarget
 from harness.history import History
 from systems.dynamo.config import DynamoConfig
 from systems.dynamo.effects import Note
+from systems.dynamo.membership import MembershipAgent
 from systems.dynamo.messages import PartitionEntry
 from systems.dynamo.metadata import MetadataService
 from systems.dynamo.node import ServiceProgram, StorageNodeProgram
@@ -141,8 +143,10 @@ class DynamoSystem:
                 eligible=name not in self.ineligible) for entry in hosted}
 
         def factory(ctx: NodeContext) -> StorageNodeProgram:
+            membership = MembershipAgent(name, layout.metadata, [e.partition for e in hosted],
+                                         config, ctx.rng.fork("membership"))
             program = StorageNodeProgram(ctx, config, lambda: build_replicas(ctx), self._observe,
-                                         self.counters[name])
+                                         self.counters[name], membership=membership)
             self.storage_programs[name] = program
             return program
 
@@ -212,6 +216,17 @@ class DynamoSystem:
         """Every checker's verdict on this run (see ``verdicts.py``)."""
         return run_checks(self, world)
 
+    def _membership_metrics(self) -> dict[str, float]:
+        """Membership fetches of the storage nodes' current incarnations (S20): sent, timed out,
+        and answered after the node had given up (work the metadata service did for nothing)."""
+        totals = dict.fromkeys(("requests", "timeouts", "rejections", "late_replies"), 0)
+        for program in self.storage_programs.values():
+            if program.membership is not None:
+                stats = program.membership.statistics()
+                for key in totals:
+                    totals[key] += stats[key]
+        return {f"membership.{key}": value for key, value in totals.items()}
+
     def metrics(self, world: World) -> dict[str, float]:
         assert self.observations is not None
         metrics: dict[str, float] = dict(self.observations.metrics())
@@ -229,6 +244,8 @@ class DynamoSystem:
                 totals[key] += value
         for key in ("checksum_rejections", "corrupt_accepted", "decode_failures", "disk_full"):
             metrics[key] = totals.get(key, 0)
+        metrics["membership.refusals"] = totals.get("out_of_service_refusals", 0)
+        metrics.update(self._membership_metrics())
         metrics["misrouted_requests"] = sum(router.statistics()["misroutes"]
                                             for router in self.routers.values())
         if self.metadata is not None:
@@ -236,4 +253,7 @@ class DynamoSystem:
             for key in ("requests", "rejected", "peak_queue_depth", "requests_peak_per_s",
                         "requests_mean_per_s"):
                 metrics[f"metadata.{key}"] = stats[key]
+            mean = stats["requests_mean_per_s"]  # how bimodal the load is (S17): 1 when flat
+            metrics["metadata.requests_peak_over_mean"] = (
+                round(stats["requests_peak_per_s"] / mean, 3) if mean else 0.0)
         return metrics

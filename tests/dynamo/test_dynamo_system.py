@@ -16,7 +16,11 @@ from harness import faults as f
 from harness.simulation import Simulation
 from systems.dynamo.config import Bugs, DynamoConfig, Mitigations, WorkloadConfig
 
+from library_runs import library_run, library_scenario
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+S02, S06, S17 = ("s02-gray-link-leader-to-follower.yaml", "s06-paused-leader.yaml",
+                 "s17-router-cold-start.yaml")
 TOPOLOGY = Topology.from_azs({"az-a": ["s1", "s2", "s3"], "az-b": ["s4", "s5", "s6"],
                               "az-c": ["s7", "s8", "s9"]})
 FOLLOWERS = ("follower(0)", "follower(0, 1)")
@@ -51,24 +55,30 @@ def test_s1_a_leader_crash_gives_one_election_and_loses_nothing() -> None:
 
 
 def test_s2_peer_confirmation_prevents_spurious_elections_from_the_same_seed() -> None:
-    scenario = load_scenario(SCENARIOS / "s02-gray-link-leader-to-follower.yaml")
-    with_check = run_scenario(scenario)
-    without = run_scenario(with_config(scenario, mitigations={"peer_confirmation": False}))
+    scenario = library_scenario(S02)
+    assert scenario.variant("with-peer-check").system.config.mitigations.peer_confirmation
+    assert not scenario.variant("without-peer-check").system.config.mitigations.peer_confirmation
+    with_check, without = library_run(S02, "with-peer-check"), library_run(S02, "without-peer-check")
+    assert with_check.seed == without.seed == scenario.seed
     assert with_check.passed and with_check.metrics["elections.spurious"] == 0
-    assert without.metrics["elections.spurious"] >= 1
+    assert without.passed and without.metrics["elections.spurious"] >= 1
 
 
 def test_s6_a_paused_old_leader_never_serves_after_its_lease() -> None:
-    scenario = load_scenario(SCENARIOS / "s06-paused-leader.yaml")
-    safe = run_scenario(scenario)
+    safe = library_run(S06, "lease-respected")
     assert safe.passed, safe.render_text()
-    assert safe.metrics["lease_overlaps"] == 0
-    buggy = run_scenario(with_config(scenario, bugs={"stale_leader_serves": True}))
+    assert safe.metrics["lease_overlaps"] == 0 and not failing(safe)
+    buggy = library_run(S06, "stale-leader-serves")
+    assert library_scenario(S06).variant("stale-leader-serves").system.config.bugs.stale_leader_serves
     assert "leases" in failing(buggy)
+    assert buggy.passed  # because the variant expects exactly that failure
+    assert {failure.kind for failure in buggy.expected_failures} == {"leases"}
 
 
 def test_m11_an_ineligible_leader_hands_over_at_once() -> None:
-    scenario = dataclasses.replace(load_scenario(SCENARIOS / "s01-leader-crash.yaml"), faults=())
+    # S1 without its crash: its expectations (an election on suspicion) no longer apply.
+    scenario = dataclasses.replace(load_scenario(SCENARIOS / "s01-leader-crash.yaml"), faults=(),
+                                   expectations=())
     simulation = Simulation(scenario)
     world = simulation.world
     original_run = world.kernel.run
@@ -91,9 +101,10 @@ def test_m11_an_ineligible_leader_hands_over_at_once() -> None:
 
 
 def test_s17_legacy_caches_make_metadata_load_bimodal_and_constant_work_flattens_it() -> None:
-    scenario = load_scenario(SCENARIOS / "s17-router-cold-start.yaml")
-    legacy = run_scenario(scenario)
-    constant = run_scenario(with_config(scenario, mitigations={"router_cache_mode": "constant_work"}))
+    legacy, constant = library_run(S17, "legacy"), library_run(S17, "constant-work")
+    assert constant.variant == "constant-work"
+    assert library_scenario(S17).variant("constant-work").system.config.mitigations \
+        .router_cache_mode == "constant_work"
     assert legacy.passed and constant.passed
 
     def peak_over_mean(result) -> float:  # type: ignore[no-untyped-def]
@@ -103,6 +114,8 @@ def test_s17_legacy_caches_make_metadata_load_bimodal_and_constant_work_flattens
     assert legacy.metrics["metadata.rejected"] > 100  # the cold start overflowed its queue
     assert peak_over_mean(legacy) > 10
     assert peak_over_mean(constant) < peak_over_mean(legacy) / 3
+    assert legacy.metrics["metadata.requests_peak_over_mean"] == pytest.approx(
+        peak_over_mean(legacy), rel=1e-3)
     assert constant.metrics["metadata.requests_mean_per_s"] > 5 * legacy.metrics[
         "metadata.requests_mean_per_s"]  # the price: the load is always there
 
@@ -138,7 +151,9 @@ BUG_CASES = {
                                                         duration_s=6)),
                                 S(24, f.Crash(node="leader(0)", duration_s=8))],
                             {"durability", "linearizability", "convergence", "committed-reads"}),
-    "skip_checksum_verification": (1, [S(10, f.GrayLinkFault(source="*", destination="*",
+    # Whether an accepted corrupt Append shows in the final state depends on the seed (about half
+    # of them); seed 1 stopped showing it when storage nodes began fetching membership (S20).
+    "skip_checksum_verification": (5, [S(10, f.GrayLinkFault(source="*", destination="*",
                                                              message_type="Append",
                                                              drop_probability=0.0,
                                                              corrupt_probability=0.2,
