@@ -236,7 +236,7 @@ class Kernel:
         fold = self.trace.maybe_fold
         while self._stop_reason is None:
             if step_limit is not None and self.steps >= step_limit:
-                self._stop_reason = "max_steps"
+                self._stop_reason = "max_steps" if heap or due else "quiescent"
                 return
             if due:  # take the smaller head, by (time_ns, sequence)
                 if heap and heap[0] < due[0]:
