@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from asyncio import format_helpers
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -65,21 +66,6 @@ class _SoonHandle(_KernelEvent, asyncio.Handle):
 
     __slots__ = ("_kernel_timer",)
 
-    @classmethod
-    def make(cls, callback: Callable[..., Any], args: tuple[Any, ...], loop: VirtualEventLoop,
-             context: contextvars.Context | None) -> _SoonHandle:
-        """``_SoonHandle(callback, args, loop, context)``, for every step of every task: it sets
-        what ``Handle.__init__`` sets, without asking ``loop.get_debug()`` (these loops never
-        debug). ``test_aio`` checks that the two agree."""
-        handle = _new_handle(cls)
-        handle._context = context if context is not None else contextvars.copy_context()
-        handle._loop = loop
-        handle._callback = callback
-        handle._args = args
-        handle._cancelled = False
-        handle._repr = handle._source_traceback = None
-        return handle
-
 
 class _KernelHandle(_KernelEvent, asyncio.TimerHandle):
     """What ``call_at`` and ``call_later`` return."""
@@ -107,12 +93,20 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        handle = _SoonHandle.make(callback, args, self, context)
+        # Every step of every task comes through here, so it avoids calls: the handle is made as
+        # ``_SoonHandle(callback, args, self, context)`` would make it, without ``Handle.__init__``
+        # and its ``get_debug()`` (these loops never debug; ``test_aio`` checks the two agree); a
+        # task's name is read without ``_describe``; the kernel's ``_schedule`` is positional.
+        handle = _new_handle(_SoonHandle)
+        handle._context = context if context is not None else contextvars.copy_context()
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = handle._source_traceback = None
         if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
             handle._kernel_timer = None
             return handle
-        # Every step of every task comes through here, so: a task's name without ``_describe``'s
-        # call, and the kernel's positional ``_schedule``.
         task = getattr(callback, "__self__", None)
         detail = task.get_name() if isinstance(task, _Task) else _describe(callback)
         kernel = self._kernel
@@ -126,7 +120,14 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         kernel = self._kernel
         if kernel.running_loop is not self:
             kernel.set_running_loop(self._node, self)
-        handle._run()
+        try:  # ``handle._run()``, inlined: the same call, and the same report if it raises
+            handle._context.run(handle._callback, *handle._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:  # noqa: BLE001 - as ``Handle._run``: reported, as a failure
+            source = format_helpers._format_callback_source(handle._callback, handle._args)
+            self.call_exception_handler({"message": f"Exception in callback {source}",
+                                         "exception": error, "handle": handle})
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -242,8 +243,9 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         self._node.graveyard.extend(self._tasks.values())
         self._tasks.clear()
 
-    def get_debug(self) -> bool:
-        return False
+    # Asked by every ``Future`` made on this loop: ``bool()``, which is False, is a C call, cheaper
+    # than a method. These loops never debug (see ``set_debug``).
+    get_debug = staticmethod(bool)
 
     def set_debug(self, enabled: bool) -> None:
         if enabled:

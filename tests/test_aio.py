@@ -827,11 +827,11 @@ def test_call_soon_handles_are_made_as_handle_init_makes_them() -> None:
     from harness.aio import _SoonHandle
 
     loop = make_world().node("n1").event_loop()
-    ours = _SoonHandle.make(print, (1, 2), loop, None)  # no context given: each takes a copy
+    ours = loop.call_soon(print, 1, 2)  # no context given: each takes a copy
     reference = _SoonHandle(print, (1, 2), loop, None)
     slots = [name for name in asyncio.Handle.__slots__ if name != "__weakref__"]
     assert set(slots) == {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
-                          "_context"}, "asyncio.Handle changed: update _SoonHandle.make"
+                          "_context"}, "asyncio.Handle changed: update VirtualEventLoop.call_soon"
     for name in slots:
         if name == "_context":
             assert type(getattr(ours, name)) is type(getattr(reference, name))
