@@ -60,11 +60,12 @@ class Rng:
 
         Hot (a node picks a peer per message), so the draw is made here in one call instead of
         ``randrange``'s three: ``Random._randbelow_with_getrandbits``, the same in every CPython
-        since 3.2 (``test_rng`` checks the two agree). Anything but a positive int goes to
-        ``random``, for its errors.
+        since 3.2 (``test_rng`` checks the two agree).
         """
-        if type(stop) is not int or stop <= 0:
-            return self._random.randrange(stop)
+        if type(stop) is not int:
+            raise TypeError(f"randrange needs an int, got {stop!r}")
+        if stop <= 0:
+            raise ValueError(f"empty range for randrange({stop})")
         bits = stop.bit_length()
         value = self.getrandbits(bits)
         while value >= stop:
