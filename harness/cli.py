@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run only this variant of the scenario (default: every variant)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("--trace", metavar="FILE", help="write every event of the run as JSONL")
+    run.add_argument("--junit", metavar="FILE",
+                     help="write JUnit XML for CI: one test case per variant and seed")
     run.add_argument("--report-dir", default="reports", metavar="DIR",
                      help="where the JSON and text reports go (default: reports/); '' for none")
     run.set_defaults(handler=_run)
@@ -113,6 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         results.append(_run_one(run, args, trace))
         if results[-1].reason == "interrupted":
             break
+    if args.junit:
+        from harness.junit import write_junit
+
+        write_junit(results, args.junit, suite=scenario.name)
     if args.json:
         summary = results[0].summary() if len(runs) == 1 else {
             "scenario": scenario.name, "seed": results[0].seed,

@@ -216,3 +216,26 @@ def test_console_script_and_module_agree() -> None:
     completed = graylink("run", str(CLEAN), "--json", "--report-dir", "")
     assert completed.returncode == 0
     assert json.loads(completed.stdout)["passed"] is True
+
+
+def test_junit_xml_has_a_case_per_variant_with_the_reproduction(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    junit = tmp_path / "junit.xml"
+    scenario = tmp_path / "crash.yaml"
+    scenario.write_text(MINIMAL.format(name="crasher", system="CrashingSystem"))
+    assert cli.main(["run", str(scenario), "--seed", "4", "--report-dir", "", "--junit",
+                     str(junit)]) == 1
+    cases = ElementTree.parse(junit).getroot().findall(".//testcase")
+    assert [case.get("name") for case in cases] == ["crasher seed 4"]
+    failure = cases[0].find("failure")
+    assert failure is not None
+    assert failure.get("message", "").startswith(f"graylink run {scenario} --seed 4")
+    assert "replica state corrupted" in failure.get("message", "")
+
+    variants = tmp_path / "variants.xml"
+    assert cli.main(["run", str(ROOT / "scenarios" / "register-ack-before-fsync.yaml"),
+                     "--report-dir", "", "--junit", str(variants)]) == 0
+    names = [case.get("name") for case in ElementTree.parse(variants).getroot().iter("testcase")]
+    assert names == ["register-ack-before-fsync[buggy] seed 1",
+                     "register-ack-before-fsync[fixed] seed 1"]
