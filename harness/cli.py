@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="where the JSON and text reports go (default: reports/); '' for none")
     run.set_defaults(handler=_run)
 
+    replay = commands.add_parser(
+        "replay", help="re-run a recorded run (its JSON report) and confirm the same trace digest")
+    replay.add_argument("run", metavar="RUN.json", help="a run's JSON report, as `run` writes it")
+    replay.set_defaults(handler=_replay)
+
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", nargs="+", metavar="FILE")
     validate.set_defaults(handler=_validate)
@@ -193,6 +198,44 @@ def _stem(result: Result) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "scenario"
+
+
+# -- replay -----------------------------------------------------------------------------------------
+def _replay(args: argparse.Namespace) -> int:
+    """Exit 0 when the re-run reproduces the recorded digest, 1 when it does not, 2 on bad input."""
+    from harness.scenario_loader import load_scenario
+    from harness.simulation import Simulation
+
+    recorded = _read_run(args.run)
+    scenario = load_scenario(recorded["source"])
+    if recorded.get("variant"):
+        scenario = scenario.variant(recorded["variant"])
+    result = Simulation(scenario, recorded["seed"]).run()
+    print(result.reproduce)
+    print(f"  recorded: digest {recorded['trace_digest']}, {recorded['events']} events, "
+          f"passed={recorded['passed']}")
+    print(f"  replayed: digest {result.trace_digest}, {result.events} events, passed={result.passed}")
+    if result.trace_digest == recorded["trace_digest"]:
+        print("replayed: the same run, event for event")
+        return EXIT_PASSED
+    print("NOT the same run: the scenario file or the code changed since it was recorded, or the "
+          "run is not deterministic (`graylink check-determinism` tells which)")
+    return EXIT_FAILED
+
+
+def _read_run(path: str) -> dict[str, object]:
+    try:
+        recorded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError("no such file", file=path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ScenarioError(f"not a run's JSON report: {error}", file=path) from None
+    missing = [key for key in ("source", "seed", "trace_digest", "events", "passed")
+               if not isinstance(recorded, dict) or key not in recorded]
+    if missing or not recorded.get("source"):
+        raise ScenarioError(f"not a run's JSON report (missing {', '.join(missing) or 'source'}); "
+                            f"`graylink run` writes one per run to reports/", file=path)
+    return recorded
 
 
 # -- validate --------------------------------------------------------------------------------------

@@ -239,3 +239,18 @@ def test_junit_xml_has_a_case_per_variant_with_the_reproduction(tmp_path: Path) 
     names = [case.get("name") for case in ElementTree.parse(variants).getroot().iter("testcase")]
     assert names == ["register-ack-before-fsync[buggy] seed 1",
                      "register-ack-before-fsync[fixed] seed 1"]
+
+
+def test_replay_confirms_the_recorded_digest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(CLEAN), "--seed", "3", "--report-dir", str(tmp_path)]) == 0
+    recorded = tmp_path / "register-crash-and-partition-seed3.json"
+    capsys.readouterr()
+    assert cli.main(["replay", str(recorded)]) == 0
+    assert "the same run, event for event" in capsys.readouterr().out
+    tampered = json.loads(recorded.read_text())
+    tampered["trace_digest"] = "0" * 32
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    assert cli.main(["replay", str(tmp_path / "tampered.json")]) == 1
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    assert cli.main(["replay", str(tmp_path / "junk.json")]) == 2
+    assert cli.main(["replay", str(tmp_path / "missing.json")]) == 2
