@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("run", metavar="RUN.json", help="a run's JSON report, as `run` writes it")
     replay.set_defaults(handler=_replay)
 
+    schema = commands.add_parser("schema", help="print a JSON Schema of the scenario format")
+    schema.add_argument("--system", metavar="MODULE:CLASS",
+                        help="describe system.config by this system's Config (default: any mapping)")
+    schema.set_defaults(handler=_schema)
+
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", nargs="+", metavar="FILE")
     validate.set_defaults(handler=_validate)
@@ -198,6 +203,21 @@ def _stem(result: Result) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "scenario"
+
+
+# -- schema ---------------------------------------------------------------------------------------
+def _schema(args: argparse.Namespace) -> int:
+    from harness.schema import scenario_schema
+    from harness.system import resolve_system_class
+
+    system_class = None
+    if args.system:
+        try:
+            system_class = resolve_system_class(args.system)
+        except ValueError as error:
+            raise ScenarioError(str(error), field="--system") from None
+    print(json.dumps(scenario_schema(system_class), indent=2))
+    return EXIT_PASSED
 
 
 # -- replay -----------------------------------------------------------------------------------------
