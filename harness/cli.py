@@ -61,8 +61,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a scenario with a seed and report the verdict")
     run.add_argument("scenario", help="a scenario YAML file")
-    run.add_argument("--seed", type=_seed, default=None,
-                     help="the seed (default: the scenario's own, else 0)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_seed, default=None,
+                       help="the seed (default: the scenario's own, else 0)")
+    seeds.add_argument("--seeds", type=_count, default=None, metavar="K",
+                       help="run K seeds, from the scenario's own seed on, with a progress line per "
+                            "run and a summary of the failing ones at the end")
     run.add_argument("--variant", metavar="NAME",
                      help="run only this variant of the scenario (default: every variant)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -117,6 +121,8 @@ def _run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario)
     runs = (scenario.variant(args.variant),) if args.variant else scenario.variant_scenarios()
+    if args.seeds is not None:
+        return _run_seeds(scenario, runs, args)
     results: list[Result] = []
     for run in runs:
         trace = _trace_path(args.trace, run.variant_name) if len(runs) > 1 else args.trace
@@ -138,6 +144,47 @@ def _run(args: argparse.Namespace) -> int:
     elif len(runs) > 1:
         print("\n" + variant_table(scenario, results))
     return max((_exit_code(result) for result in results), key=_EXIT_SEVERITY.index)
+
+
+def _run_seeds(scenario: Scenario, runs: tuple[Scenario, ...], args: argparse.Namespace) -> int:
+    """Every variant on K seeds: a progress line per run (stderr), failures summarised at the end."""
+    if args.trace:
+        raise ScenarioError("--trace writes one run's events; use it with --seed, not --seeds",
+                            field="--trace")
+    plan = [(seed, run) for seed in range(scenario.seed, scenario.seed + args.seeds) for run in runs]
+    results: list[Result] = []
+    for index, (seed, run) in enumerate(plan, 1):
+        result = _run_one(run, argparse.Namespace(**{**vars(args), "seed": seed, "json": True}),
+                          None)
+        results.append(result)
+        verdict = "passed" if result.passed else f"FAILED ({result.reason})"
+        print(f"[{index}/{len(plan)}] {result.scenario} seed {seed}: {verdict}", file=sys.stderr,
+              flush=True)
+        if result.reason == "interrupted":
+            break
+    if args.junit:
+        from harness.junit import write_junit
+
+        write_junit(results, args.junit, suite=scenario.name)
+    failed = [result for result in results if not result.passed]
+    if args.json:
+        print(json.dumps([result.summary() for result in results], indent=2, sort_keys=True))
+    else:
+        print(f"{len(results) - len(failed)} of {len(results)} runs passed")
+        for result in failed:
+            summary = result.failures[0].describe().splitlines()[0] if result.failures else ""
+            print(f"  {result.reproduce}\n      {summary}")
+    return max((_exit_code(result) for result in results), key=_EXIT_SEVERITY.index)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {text!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"the number of seeds must be 1..100000, got {value}")
+    return value
 
 
 def _run_one(scenario: Scenario, args: argparse.Namespace, trace: str | None) -> Result:

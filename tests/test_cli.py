@@ -254,3 +254,23 @@ def test_replay_confirms_the_recorded_digest(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "junk.json").write_text("[1, 2]")
     assert cli.main(["replay", str(tmp_path / "junk.json")]) == 2
     assert cli.main(["replay", str(tmp_path / "missing.json")]) == 2
+
+
+def test_seeds_runs_each_seed_and_summarises_the_failures(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junit = tmp_path / "seeds.xml"
+    code = cli.main(["run", str(BUGGY), "--variant", "buggy", "--seeds", "3", "--report-dir",
+                     str(tmp_path), "--junit", str(junit)])
+    captured = capsys.readouterr()
+    assert captured.err.count("register-ack-before-fsync[buggy] seed") == 3
+    assert "[3/3]" in captured.err
+    assert (tmp_path / "register-ack-before-fsync-buggy-seed3.json").exists()
+    assert junit.read_text().count("<testcase") == 3
+    passed = [line for line in captured.out.splitlines() if "runs passed" in line]
+    assert passed and passed[0].endswith("of 3 runs passed")
+    assert code in (0, 1)
+    for line in captured.out.splitlines()[1:]:
+        if line.startswith("  graylink run"):
+            assert "--variant buggy" in line  # each failing run with its reproduction
+    assert graylink("run", str(BUGGY), "--seed", "1", "--seeds", "2").returncode == 2
+    assert graylink("run", str(BUGGY), "--seeds", "0").returncode == 2
