@@ -13,8 +13,13 @@ The public API. Users import from ``harness``; the modules behind it are interna
 
 from harness.clock import NodeClock
 from harness.disk import DiskConfig, DiskFullError
-from harness.errors import (AmbientNondeterminismError, Failure, InternalError, ScenarioError,
-                            SystemUnderTestError)
+from harness.errors import (
+                            AmbientNondeterminismError,
+                            Failure,
+                            InternalError,
+                            ScenarioError,
+                            SystemUnderTestError,
+)
 from harness.expectations import Expectation, parse_expectation
 from harness.faults import FAULT_KINDS, Fault
 from harness.network import GrayLink, LinkConfig
@@ -23,6 +28,7 @@ from harness.params import param
 from harness.result import Result
 from harness.rng import Rng
 from harness.scenario import RunLimits, Scenario, SystemSpec, Variant
+from harness.scenario_loader import load_scenario, parse_scenario
 from harness.scheduler import Kernel, RunOutcome, Timer
 from harness.simulation import Simulation, run_scenario
 from harness.timeline import FaultProfile, ScheduledFault
@@ -39,11 +45,3 @@ __all__ = [
     "param", "parse_expectation", "parse_scenario", "run_scenario",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # The loader imports PyYAML; load it on first use so the kernel stays importable without it.
-    if name in ("load_scenario", "parse_scenario"):
-        from harness import scenario_loader
-
-        return getattr(scenario_loader, name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
