@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import ScenarioError
 from harness.history import History
+from harness.html_report import write_html
 from harness.result import Result
 
 if TYPE_CHECKING:
@@ -59,28 +60,43 @@ def _parser() -> argparse.ArgumentParser:
         prog="graylink", description="Deterministic fault-injection testing for replicated systems.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a scenario with a seed and report the verdict")
-    run.add_argument("scenario", help="a scenario YAML file")
+    run = commands.add_parser("run", help="run scenarios with a seed and report the verdicts")
+    run.add_argument("scenarios", nargs="+", metavar="FILE",
+                     help="scenario YAML files; with several (or --seeds), a progress bar and a "
+                          "summary of the failing runs at the end")
     seeds = run.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=_seed, default=None,
                        help="the seed (default: the scenario's own, else 0)")
     seeds.add_argument("--seeds", type=_count, default=None, metavar="K",
-                       help="run K seeds, from the scenario's own seed on, with a progress line per "
-                            "run and a summary of the failing ones at the end")
+                       help="run K seeds of each file, from the scenario's own seed on, with a "
+                            "progress bar and a summary of the failing runs at the end")
     run.add_argument("--variant", metavar="NAME",
                      help="run only this variant of the scenario (default: every variant)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    run.add_argument("--trace", metavar="FILE", help="write every event of the run as JSONL")
+    run.add_argument("--trace", metavar="FILE",
+                     help="write every event of the run as JSONL (one file, one seed)")
     run.add_argument("--junit", metavar="FILE",
-                     help="write JUnit XML for CI: one test case per variant and seed")
+                     help="write JUnit XML for CI: one test case per file, variant and seed")
     run.add_argument("--report-dir", default="reports", metavar="DIR",
-                     help="where the JSON and text reports go (default: reports/); '' for none")
+                     help="where the JSON, text and HTML reports go (default: reports/); '' for "
+                          "none")
+    run.add_argument("--html", metavar="FILE",
+                     help="also write one HTML report of the run (of every variant, side by side)")
     run.set_defaults(handler=_run)
 
     replay = commands.add_parser(
         "replay", help="re-run a recorded run (its JSON report) and confirm the same trace digest")
     replay.add_argument("run", metavar="RUN.json", help="a run's JSON report, as `run` writes it")
     replay.set_defaults(handler=_replay)
+
+    report = commands.add_parser(
+        "report", help="render saved runs (their JSON reports) as one self-contained HTML page")
+    report.add_argument("runs", nargs="+", metavar="RUN.json",
+                        help="runs' JSON reports, as `run` writes them; several (e.g. the variants "
+                             "of one scenario and seed) are shown side by side")
+    report.add_argument("-o", "--output", metavar="FILE",
+                        help="where to write the page (default: next to the first run, .html)")
+    report.set_defaults(handler=_report)
 
     schema = commands.add_parser("schema", help="print a JSON Schema of the scenario format")
     schema.add_argument("--system", metavar="MODULE:CLASS",
@@ -100,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
                              help="check only this variant (default: every variant)")
     determinism.set_defaults(handler=_check_determinism)
     _add_check_history(commands)
+    from harness.fuzz_command import add_fuzz_command
+
+    add_fuzz_command(commands)  # graylink fuzz: harness/fuzz.py
+    from harness.sweep import add_sweep_parser
+
+    add_sweep_parser(commands)
     return parser
 
 
@@ -119,10 +141,18 @@ def _run(args: argparse.Namespace) -> int:
     from harness.expectations import variant_table
     from harness.scenario_loader import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    if args.html and (len(args.scenarios) > 1 or args.seeds is not None):
+        raise ScenarioError("draws the runs of one file and one seed (its variants side by side); "
+                            "with several files or --seeds, every run's HTML report is in "
+                            "--report-dir, and `graylink report RUN.json…` draws any of them "
+                            "together", field="--html")
+    if len(args.scenarios) > 1 or args.seeds is not None:  # many runs: harness.sweep.run_files
+        from harness.sweep import run_files
+
+        return run_files(args, lambda run, seed: _run_one(
+            run, argparse.Namespace(**{**vars(args), "seed": seed, "json": True}), None))
+    scenario = load_scenario(args.scenarios[0])
     runs = (scenario.variant(args.variant),) if args.variant else scenario.variant_scenarios()
-    if args.seeds is not None:
-        return _run_seeds(scenario, runs, args)
     results: list[Result] = []
     for run in runs:
         trace = _trace_path(args.trace, run.variant_name) if len(runs) > 1 else args.trace
@@ -135,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         from harness.junit import write_junit
 
         write_junit(results, args.junit, suite=scenario.name)
+    _write_html(results, args)
     if args.json:
         summary = results[0].summary() if len(runs) == 1 else {
             "scenario": scenario.name, "seed": results[0].seed,
@@ -143,37 +174,6 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, sort_keys=True))
     elif len(runs) > 1:
         print("\n" + variant_table(scenario, results))
-    return max((_exit_code(result) for result in results), key=_EXIT_SEVERITY.index)
-
-
-def _run_seeds(scenario: Scenario, runs: tuple[Scenario, ...], args: argparse.Namespace) -> int:
-    """Every variant on K seeds: a progress line per run (stderr), failures summarised at the end."""
-    if args.trace:
-        raise ScenarioError("--trace writes one run's events; use it with --seed, not --seeds",
-                            field="--trace")
-    plan = [(seed, run) for seed in range(scenario.seed, scenario.seed + args.seeds) for run in runs]
-    results: list[Result] = []
-    for index, (seed, run) in enumerate(plan, 1):
-        result = _run_one(run, argparse.Namespace(**{**vars(args), "seed": seed, "json": True}),
-                          None)
-        results.append(result)
-        verdict = "passed" if result.passed else f"FAILED ({result.reason})"
-        print(f"[{index}/{len(plan)}] {result.scenario} seed {seed}: {verdict}", file=sys.stderr,
-              flush=True)
-        if result.reason == "interrupted":
-            break
-    if args.junit:
-        from harness.junit import write_junit
-
-        write_junit(results, args.junit, suite=scenario.name)
-    failed = [result for result in results if not result.passed]
-    if args.json:
-        print(json.dumps([result.summary() for result in results], indent=2, sort_keys=True))
-    else:
-        print(f"{len(results) - len(failed)} of {len(results)} runs passed")
-        for result in failed:
-            summary = result.failures[0].describe().splitlines()[0] if result.failures else ""
-            print(f"  {result.reproduce}\n      {summary}")
     return max((_exit_code(result) for result in results), key=_EXIT_SEVERITY.index)
 
 
@@ -235,9 +235,22 @@ def _write_reports(result: Result, report_dir: str) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     stem = _stem(result)
     json_path, text_path = directory / f"{stem}.json", directory / f"{stem}.txt"
-    json_path.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    json_path.write_text(result.to_json())
     text_path.write_text(result.render_text() + "\n")
-    return [text_path, json_path]
+    return [text_path, json_path, write_html([result], directory / f"{stem}.html")]
+
+
+def _write_html(results: list[Result], args: argparse.Namespace) -> None:
+    """``--html FILE``: every run of this invocation on one page; and with variants, that page in
+    the report directory too (``<scenario>-seed<N>.html``, next to each variant's own)."""
+    paths = [Path(args.html)] if args.html else []
+    if args.report_dir and len(results) > 1:
+        base = results[0].scenario.removesuffix(f"[{results[0].variant}]")
+        paths.append(Path(args.report_dir) / f"{_slug(base)}-seed{results[0].seed}.html")
+    for path in paths:
+        write_html(results, path)
+        if not args.json:
+            print(f"report: {path}" + (" (the variants side by side)" if len(results) > 1 else ""))
 
 
 def _stem(result: Result) -> str:
@@ -303,6 +316,32 @@ def _read_run(path: str) -> dict[str, object]:
         raise ScenarioError(f"not a run's JSON report (missing {', '.join(missing) or 'source'}); "
                             f"`graylink run` writes one per run to reports/", file=path)
     return recorded
+
+
+# -- report ----------------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    """Render saved runs as one HTML page; exit 2 if a file is missing or not a run's JSON report."""
+    from harness.html_report import load_result
+
+    results = [load_result(path) for path in args.runs]
+    output = Path(args.output) if args.output else _report_path(args.runs, results)
+    write_html(results, output)
+    print(f"report: {output} ({len(results)} run{'s' if len(results) > 1 else ''})")
+    return EXIT_PASSED
+
+
+def _report_path(paths: list[str], results: list[Result]) -> Path:
+    """``RUN.html`` next to one run; for several, ``<scenario>-seed<N>.html`` (or ``report.html``
+    if they are not one scenario and seed) next to the first."""
+    first = Path(paths[0])
+    if len(paths) == 1:
+        return first.with_suffix(".html")
+    bases = {result.scenario.removesuffix(f"[{result.variant}]") if result.variant
+             else result.scenario for result in results}
+    seeds = {result.seed for result in results}
+    if len(bases) == 1 and len(seeds) == 1:
+        return first.with_name(f"{_slug(bases.pop())}-seed{seeds.pop()}.html")
+    return first.with_name("report.html")
 
 
 # -- validate --------------------------------------------------------------------------------------

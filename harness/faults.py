@@ -7,7 +7,8 @@ fault kind has a YAML spelling: its ``kind`` (``crash``, ``gray_link``…) and i
 
 Families: network (partitions, one-way partitions, AZ isolation, gray links, swizzle-clogging, link
 degradation), process (crash, restart, pause, power-off of a node or an AZ), disk (fail-slow, torn
-writes, bit-rot, misdirected writes, disk full, wipe) and clock (skew, drift, jump).
+writes, bit-rot, misdirected writes, disk full, wipe), clock (skew, drift, jump) and deployment
+(deploy, rollback: ``harness/deploy.py``).
 
 ``FAULT_KINDS`` maps each YAML name to its class; the scenario loader and the fuzzer use it.
 
@@ -81,6 +82,12 @@ class Partition(Fault):
         side_a = [world.resolve(name) for name in self.side_a]
         side_b = ([world.resolve(name) for name in self.side_b] or
                   [name for name in world.node_names() if name not in side_a])
+        both = sorted(set(side_a) & set(side_b))
+        if both:  # selectors naming the same node as a name on the other side, at this moment
+            from harness.world import UnresolvedTarget
+
+            raise UnresolvedTarget(f"{', '.join(both)} would be on both sides of the partition "
+                                   f"now; the fault is skipped")
         return world.network.partition(side_a, side_b).heal
 
 
@@ -454,9 +461,15 @@ class ClockJump(Fault):
         node.clock_changed()
 
 
+# Deployment faults live in their own module (harness/deploy.py), which imports ``Fault`` from this
+# one: importing it here, once ``Fault`` exists, is safe, because the package's __init__ always
+# imports this module first.
+from harness.deploy import Deploy, Rollback  # noqa: E402
+
 FAULT_KINDS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     Partition, OneWayPartition, IsolateAz, GrayLinkFault, SwizzleClog, DegradeLink,
     Crash, Restart, Pause, PowerOff, PowerOffAz,
     DiskFailSlow, TornWrites, BitRotAtRest, BitRotOnRead, MisdirectedWrites, DiskFull, WipeDisk,
     ClockSkew, ClockDrift, ClockJump,
+    Deploy, Rollback,
 )}

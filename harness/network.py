@@ -30,6 +30,10 @@ rules and clogs act at send time only. A clog holds messages instead of dropping
 extra delay is added before the FIFO rule, so later messages on the link wait behind a slowed one, as
 they would on one TCP connection.
 
+For reports, a ``Recording`` (``harness.recording``) may watch the network: ``send`` hands it every
+``stride``-th send (a countdown, one attribute decrement and test per send), and every drop and
+corrupted copy is reported to it (``_note_drop``). It draws nothing and records nothing in the trace.
+
 Statistics count copies: every copy sent or duplicated ends in exactly one bucket, so
 ``messages_sent + duplicated == delivered + in_flight + held + dropped_*``. ``delivered`` means handed
 to the destination host at its delivery time; whether the host was up is the node's business.
@@ -72,10 +76,18 @@ class Network:
         self._faults: dict[int, NetworkFault] = {}  # in the order added
         self._next_fault_id = 1
         self._last_profile: LinkProfile | None = None  # see ``_profile``
+        # The report's sample of messages (``harness.recording``): ``send`` counts down and hands
+        # the send that reaches 0 to ``recording.sample``; from 0 (no recording) it never does.
+        self.recording: Any = None
+        self.sends_to_sample = 0
 
     # -- sending: the hot path --------------------------------------------------------------------
     def send(self, source: str, destination: str, message: Any, size_bytes: int | None = None) -> None:
         """Put a message on the link source→destination. Fire and forget: it may never arrive."""
+        self.sends_to_sample -= 1
+        if not self.sends_to_sample:  # sampled for the report; it sends the message through here
+            self.recording.sample(source, destination, message, size_bytes)
+            return
         try:
             link = self._links[source][destination]
         except KeyError:
@@ -97,6 +109,7 @@ class Network:
             in_flight = link.in_flight
             if len(in_flight) >= link.prune_at and not link.make_room(now):
                 link.dropped_queue_full += 1
+                self._note_drop(link, kind, "queue-full")
                 return
             time_ns = now + int(link.uniform_low_ns + link.uniform_span_ns * self._random())
             if time_ns < link.last_delivery_ns:
@@ -132,11 +145,13 @@ class Network:
         random = self._random
         if link.loss_probability and random() < link.loss_probability:
             link.dropped_loss += 1
+            self._note_drop(link, kind, "loss")
             return
         now = self.kernel.now_ns
         in_flight = link.in_flight
         if len(in_flight) >= link.prune_at and not link.make_room(now):
             link.dropped_queue_full += 1
+            self._note_drop(link, kind, "queue-full")
             return
         span_ns = link.uniform_span_ns
         if span_ns >= 0.0:  # the common distribution, drawn without a call
@@ -176,6 +191,7 @@ class Network:
         """Cuts, gray rules and clogs. The extra delay to add, or _CONSUMED if dropped or held."""
         if link.cut:
             link.dropped_partition += 1
+            self._note_drop(link, kind, "partition")
             return _CONSUMED
         extra_ns = 0
         now = self.kernel.now_ns
@@ -184,6 +200,7 @@ class Network:
             if rule.applies(now, kind):
                 if self.rng.chance(rule.spec.drop_probability):
                     link.dropped_gray += 1
+                    self._note_drop(link, kind, "gray")
                     return _CONSUMED
                 extra_ns += rule.extra_delay_ns
                 if rule.spec.corrupt_probability and self.rng.chance(rule.spec.corrupt_probability):
@@ -193,15 +210,22 @@ class Network:
             message = corrupted
             if not link.clog_depth:
                 self._transmit(link, message, kind, size_bytes, extra_ns)
+                self._note_drop(link, kind, "corrupted", message)
                 return _CONSUMED
         if link.clog_depth:
             if len(link.held) >= link.capacity:
                 link.dropped_queue_full += 1
+                self._note_drop(link, kind, "queue-full")
             else:
                 link.held.append((message, kind, size_bytes, extra_ns))
                 link.clogged_held += 1
             return _CONSUMED
         return extra_ns
+
+    def _note_drop(self, link: LinkState, kind: str, fate: str, message: Any = None) -> None:
+        """Tell the report's recording of a dropped copy, or (with ``message``) a corrupted one."""
+        if self.recording is not None:
+            self.recording.dropped(link, kind, fate, message)
 
     # -- links ------------------------------------------------------------------------------------
     def _new_link(self, source: str, destination: str) -> LinkState:

@@ -89,6 +89,9 @@ class Node:
         # [down_ns, up_ns or None] for every crash or power loss, in true time (for observers and
         # reports; the node's program never sees it).
         self.outages: list[list[int | None]] = []
+        # (true time, "running" | "crashed" | "off" | "paused" | "resumed") for every change of
+        # state, for reports (``harness.recording``); like ``outages``, never seen by the program.
+        self.lifecycle: list[tuple[int, str]] = []
         # asyncio tasks of crashed incarnations, kept alive so their cleanup code never runs mid-run.
         self.graveyard: list[asyncio.Task[Any]] = []
         self._factory: ProgramFactory | None = None
@@ -114,6 +117,7 @@ class Node:
         if self._factory is None:
             raise RuntimeError(f"node {self.name} has no program installed")
         self.state = NodeState.RUNNING
+        self.lifecycle.append((self.world.kernel.now_ns, NodeState.RUNNING))
         if self.outages and self.outages[-1][1] is None:
             self.outages[-1][1] = self.world.kernel.now_ns
         self.stats.starts += 1
@@ -156,6 +160,7 @@ class Node:
         self.epoch += 1  # the kernel now drops every event of the old incarnation
         self.state = state
         self.outages.append([self.world.kernel.now_ns, None])
+        self.lifecycle.append((self.world.kernel.now_ns, state))
         self.paused = False
         self.parked.clear()
         self.disk.crash()
@@ -168,12 +173,14 @@ class Node:
         """Stall the node (a GC pause): its events are parked until ``resume``."""
         if self.state == NodeState.RUNNING and not self.paused:
             self.paused = True
+            self.lifecycle.append((self.world.kernel.now_ns, "paused"))
             self.stats.pauses += 1
 
     def resume(self) -> None:
         if not self.paused:
             return
         self.paused = False
+        self.lifecycle.append((self.world.kernel.now_ns, "resumed"))
         parked, self.parked = self.parked, []
         kernel = self.world.kernel
         for timer in parked:  # parked in dispatch order: rescheduling keeps that order

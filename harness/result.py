@@ -1,7 +1,8 @@
 """The result of one run: verdict, evidence, metrics, digest and the recipe to reproduce it.
 
 A ``Result`` is plain data. ``to_dict()`` gives everything a report needs (and ``graylink replay`` needs
-to re-run it); its first line in every text rendering is the command that reproduces the run.
+to re-run it, and ``graylink report`` to draw it: the ``recording``); ``from_dict`` reads it back, equal.
+Its first line in every text rendering is the command that reproduces the run.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from typing import Any
 from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
 from harness.expectations import CHECK_PREFIX as _EXPECT
+from harness.recording import dump_json
 from harness.timeline import AppliedFault
 
 __all__ = ["Result", "reproduce_command"]
 
 # Failures raised while events were dispatched: the last events of the trace are their context.
 _DURING_RUN = ("exception", "ambient-nondeterminism", "invariant", "step-limit")
+
+
+def _failure(data: dict[str, Any]) -> Failure:
+    return Failure(data["kind"], data["message"], int(data["time_ns"]), data.get("node"),
+                   tuple(data.get("evidence", ())))
 
 
 def reproduce_command(source: str | None, seed: int, variant: str | None = None) -> str:
@@ -48,6 +55,9 @@ class Result:
     checks: tuple[CheckResult, ...] = ()  # every checker's verdict, then each expectation's
     variant: str | None = None  # the variant of the scenario file this run was, if any
     expected_failures: tuple[Failure, ...] = ()  # failures an expectation `check NAME fails` foretold
+    # What the HTML report draws, as plain data (``harness.recording``): node lifecycles, sampled
+    # messages, the system's timeline. Empty when the run did not get as far as building its world.
+    recording: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reproduce(self) -> str:
@@ -73,6 +83,34 @@ class Result:
         data = asdict(self)
         data["reproduce"] = self.reproduce
         return data
+
+    def to_json(self) -> str:
+        """``to_dict()`` as the JSON report: indented, each list of plain values on one line."""
+        return dump_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """The Result whose ``to_dict()`` (read back from JSON) ``data`` is. A ValueError says what
+        is missing or wrong."""
+        try:
+            return cls(
+                scenario=str(data["scenario"]), source=data["source"], seed=int(data["seed"]),
+                passed=bool(data["passed"]), reason=str(data["reason"]),
+                failures=tuple(_failure(item) for item in data["failures"]),
+                metrics=dict(data["metrics"]), trace_digest=str(data["trace_digest"]),
+                sim_time_s=float(data["sim_time_s"]), wall_time_s=float(data["wall_time_s"]),
+                events=int(data["events"]),
+                faults=tuple(AppliedFault(**item) for item in data.get("faults", ())),
+                statistics=dict(data.get("statistics", {})),
+                trace_tail=tuple(data.get("trace_tail", ())),
+                checks=tuple(CheckResult(**item) for item in data.get("checks", ())),
+                variant=data.get("variant"),
+                expected_failures=tuple(_failure(item) for item in data.get("expected_failures", ())),
+                recording=dict(data.get("recording") or {}))
+        except KeyError as error:
+            raise ValueError(f"no {error.args[0]!r} field") from None
+        except (TypeError, ValueError, AttributeError) as error:
+            raise ValueError(str(error)) from None
 
     def render_text(self) -> str:
         """A readable summary whose first line reproduces the run."""

@@ -8,6 +8,7 @@ and the expectations its run must meet (``harness.expectations``).
 
 A scenario may declare ``variants``: the same run, from the same seed, with another system
 configuration and expectations of its own (a mitigation on and off, a planted bug off and on).
+A variant may also replace the scripted faults (another deployment plan, say).
 ``scenario.variant(name)`` is that variant as a plain ``Scenario``; ``variant_scenarios()`` is what a
 run of the file means: every variant, or the scenario itself when it has none.
 """
@@ -55,6 +56,7 @@ class Variant:
     name: str  # lower-case letters, digits and dashes, unique in its scenario: "without-peer-check"
     config: Any = None  # the variant's whole system config (the base's with its overrides); None: the base's
     expectations: tuple[Expectation, ...] = ()  # judged in addition to the scenario's own
+    faults: tuple[ScheduledFault, ...] | None = None  # its own fault script; None: the scenario's
 
     def __post_init__(self) -> None:
         if not VARIANT_NAME.match(self.name):
@@ -95,8 +97,9 @@ class Scenario:
         for variant in self.variants:
             if variant.name == name:
                 config = self.system.config if variant.config is None else variant.config
+                faults = self.faults if variant.faults is None else variant.faults
                 return dataclasses.replace(
-                    self, name=f"{self.name}[{name}]", variants=(), variant_name=name,
+                    self, name=f"{self.name}[{name}]", variants=(), variant_name=name, faults=faults,
                     system=dataclasses.replace(self.system, config=config),
                     expectations=self.expectations + variant.expectations)
         known = ", ".join(variant.name for variant in self.variants) or "none (it declares none)"

@@ -40,13 +40,20 @@ The format::
       fixed:
         system: {config: {ack_before_fsync: false}}
         expect: [stale_reads == 0]
+        faults: []                                    # optional: replaces the scripted faults
 
 Expectations are parsed by ``harness.expectations.parse_expectation`` (a tokenizer, never ``eval``);
 a malformed one is an error located at the offending word, with the grammar. The same expectation
-twice (in ``expect`` and a variant's ``expect`` included) is an error. Each variant may change only
+twice (in ``expect`` and a variant's ``expect`` included) is an error. Each variant may change
 ``system.config``: its mapping is merged key by key into the scenario's (nested mappings merged,
 anything else replaced) and the result validated exactly like the scenario's own config, errors
-located in the variant. ``Scenario.variant(name)`` gives one variant as a plain scenario.
+located in the variant. A variant may also bring its own ``faults`` list, which replaces the
+scenario's scripted faults (a deployment plan, say: one-shot in one variant, read-then-write in the
+other). ``Scenario.variant(name)`` gives one variant as a plain scenario.
+
+Deployments (``deploy``, ``rollback``; ``harness.deploy``) are checked as a script: the system must
+declare versions, the version and roles must be its own, a rollback must name an earlier deployment
+and a phase ``write`` must come after a deployment of a version that reads its format.
 
 When the system class has a ``Config`` dataclass, ``system.config`` is validated against it and the
 system receives an instance, built from its defaults when ``config`` is absent. ``scenario_to_yaml``
@@ -67,6 +74,7 @@ from typing import Any, NoReturn
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from harness.disk import DiskConfig
+from harness.deploy import script_problems, system_versions
 from harness.errors import ScenarioError
 from harness.expectations import Expectation, ExpectationError, parse_expectation
 from harness.faults import FAULT_KINDS, Fault, GrayLinkFault, Partition
@@ -173,7 +181,12 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
     seen: dict[str, Node] = {}  # expectation text -> where it was first written
     expectations = (_read_expectations(reader, entries["expect"][1], "expect", seen)
                     if "expect" in entries else ())
-    variants = (_read_variants(system_reader, entries["variants"][1], system, base_config, seen)
+    faults = _read_faults(reader, entries, header.duration_s)
+    _check_deployments(reader, entries.get("faults"), faults, system, "faults")
+    random_faults = section("random_faults", FaultProfile, None)
+    _check_profile(reader, entries.get("random_faults"), random_faults, system)
+    variants = (_read_variants(system_reader, entries["variants"][1], system, base_config, seen,
+                               (reader, header.duration_s))
                 if "variants" in entries else ())
     return Scenario(
         name=header.name, description=header.description, seed=header.seed,
@@ -181,8 +194,7 @@ def _read_sections(reader: NodeReader, entries: Entries, root: Node) -> Scenario
         system=system,
         link=section("network", LinkConfig, LinkConfig()),
         disk=section("disk", DiskConfig, DiskConfig()),
-        faults=_read_faults(reader, entries, header.duration_s),
-        random_faults=section("random_faults", FaultProfile, None),
+        faults=faults, random_faults=random_faults,
         limits=section("limits", RunLimits, RunLimits()),
         expectations=expectations, variants=variants)
 
@@ -263,9 +275,53 @@ def _read_faults(reader: NodeReader, entries: Entries, duration_s: float) -> tup
         ScheduledFault, ...]:
     if "faults" not in entries:
         return ()
-    items = reader.sequence(entries["faults"][1], "faults")
-    return tuple(_read_fault(reader, item, f"faults[{index}]", duration_s)
+    return _read_fault_list(reader, entries["faults"][1], "faults", duration_s)
+
+
+def _read_fault_list(reader: NodeReader, node: Node, path: str, duration_s: float) -> tuple[
+        ScheduledFault, ...]:
+    items = reader.sequence(node, path)
+    return tuple(_read_fault(reader, item, f"{path}[{index}]", duration_s)
                  for index, item in enumerate(items))
+
+
+def _check_deployments(reader: NodeReader, entry: tuple[Node, Node] | None,
+                       faults: tuple[ScheduledFault, ...], system: SystemSpec, path: str) -> None:
+    """The script's deployments make sense for the system (``harness.deploy.script_problems``);
+    the first problem is an error located at the field it is about."""
+    system_class = resolve_system_class(system.use)
+    initial = getattr(system_class, "initial_versions", None)
+    problems = script_problems(list(faults), system_class,
+                               tuple(initial(system.config)) if callable(initial) else ())
+    if not problems or entry is None:
+        return
+    index, name, message = min(problems)
+    item = reader.sequence(entry[1], path)[index]
+    item_path = f"{path}[{index}]"
+    kind = faults[index].fault.kind
+    body = reader.mapping(reader.mapping(item, item_path)[kind][1], join_path(item_path, kind))
+    where = body[name][1] if name in body else reader.mapping(item, item_path)[kind][0]
+    field_path = join_path(item_path, kind)
+    reader.fail(where, join_path(field_path, name) if name else field_path, message)
+
+
+def _check_profile(reader: NodeReader, entry: tuple[Node, Node] | None,
+                   profile: FaultProfile | None, system: SystemSpec) -> None:
+    """Drawn deployments need a system with versions, and versions it declares."""
+    if profile is None or entry is None:
+        return
+    versions = system_versions(resolve_system_class(system.use))
+    body = reader.mapping(entry[1], "random_faults")
+    if profile.deploy_per_minute > 0 and versions is None:
+        reader.fail(body["deploy_per_minute"][1], "random_faults.deploy_per_minute",
+                    f"the system under test ({system.use}) declares no VERSIONS, so it cannot be "
+                    f"deployed; leave deploy_per_minute at 0")
+    for index, name in enumerate(profile.deploy_versions):
+        if versions is not None and name not in versions:
+            reader.fail(body["deploy_versions"][1].value[index],
+                        f"random_faults.deploy_versions[{index}]",
+                        f"{name!r} is not a version of {system.use}; versions: "
+                        f"{', '.join(versions)}")
 
 
 def _read_fault(reader: NodeReader, node: Node, path: str, duration_s: float) -> ScheduledFault:
@@ -340,14 +396,15 @@ def _fail_in_text(reader: NodeReader, node: Node, path: str, offset: int,
 
 
 def _read_variants(reader: NodeReader, node: Node, system: SystemSpec, base_config: Node | None,
-                   seen: dict[str, Node]) -> tuple[Variant, ...]:
+                   seen: dict[str, Node], faults: tuple[NodeReader, float]) -> tuple[Variant, ...]:
+    """``faults``: the reader that knows node selectors, and the fault phase's length, for the
+    variants' own fault lists."""
     _refuse_duplicate_variants(reader, node)
     entries = reader.mapping(node, "variants")
     if not entries:
         reader.fail(node, "variants", "no variants: name at least one (`variants: {name: {system: "
                                       "{config: {...}}, expect: [...]}}`) or leave the section out")
-    system_class = resolve_system_class(system.use)
-    return tuple(_read_variant(reader, name, key, value, system_class, base_config, dict(seen))
+    return tuple(_read_variant(reader, name, key, value, system, base_config, dict(seen), faults)
                  for name, (key, value) in entries.items())
 
 
@@ -361,14 +418,16 @@ def _refuse_duplicate_variants(reader: NodeReader, node: Node) -> None:
         first.setdefault(key.value, key)
 
 
-def _read_variant(reader: NodeReader, name: str, key: Node, node: Node, system_class: type,
-                  base_config: Node | None, seen: dict[str, Node]) -> Variant:
+def _read_variant(reader: NodeReader, name: str, key: Node, node: Node, system: SystemSpec,
+                  base_config: Node | None, seen: dict[str, Node],
+                  fault_context: tuple[NodeReader, float]) -> Variant:
     path = join_path("variants", name)
+    system_class = resolve_system_class(system.use)
     if not VARIANT_NAME.match(name):
         reader.fail(key, path, f"{name!r} is not a usable variant name; allowed: lower-case "
                                f"letters, digits and single dashes (e.g. mitigation-off)")
     entries = reader.mapping(node, path)
-    reader.reject_unknown(entries, ("system", "expect"), path)
+    reader.reject_unknown(entries, ("system", "faults", "expect"), path)
     config = None
     if "system" in entries:
         system_path = join_path(path, "system")
@@ -385,7 +444,14 @@ def _read_variant(reader: NodeReader, name: str, key: Node, node: Node, system_c
             config = _read_config(reader, system_class, merged, override, config_path)
     expectations = (_read_expectations(reader, entries["expect"][1], join_path(path, "expect"),
                                        seen) if "expect" in entries else ())
-    return Variant(name, config, expectations)
+    faults = None
+    if "faults" in entries:  # the variant's own fault script, in place of the scenario's
+        fault_reader, duration_s = fault_context
+        faults_path = join_path(path, "faults")
+        faults = _read_fault_list(fault_reader, entries["faults"][1], faults_path, duration_s)
+        spec = system if config is None else SystemSpec(system.use, config)
+        _check_deployments(fault_reader, entries["faults"], faults, spec, faults_path)
+    return Variant(name, config, expectations, faults)
 
 
 def _merge(reader: NodeReader, base: Node | None, override: Node, path: str) -> Node:

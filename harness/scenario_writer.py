@@ -45,8 +45,7 @@ def scenario_to_yaml(scenario: Scenario) -> str:
     data.update({key: value for key, value in optional.items() if value})
     data["system"] = _system_data(scenario.system)
     if scenario.faults:
-        data["faults"] = [{"at_s": item.at_s, item.fault.kind: _non_defaults(item.fault)}
-                          for item in scenario.faults]
+        data["faults"] = _faults_data(scenario.faults)
     if scenario.random_faults is not None:
         data["random_faults"] = _non_defaults(scenario.random_faults)
     if scenario.limits != RunLimits():
@@ -82,9 +81,15 @@ def _variant_data(variant: Variant, base_config: Any) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if variant.config is not None:
         data["system"] = {"config": _differences(base_config, variant.config)}
+    if variant.faults is not None:
+        data["faults"] = _faults_data(variant.faults)
     if variant.expectations:
         data["expect"] = [expectation.text for expectation in variant.expectations]
     return data
+
+
+def _faults_data(faults: Any) -> list[dict[str, Any]]:
+    return [{"at_s": item.at_s, item.fault.kind: _non_defaults(item.fault)} for item in faults]
 
 
 def _differences(base: Any, config: Any) -> Any:

@@ -67,6 +67,7 @@ def scenario_schema(system_class: type | None = None) -> dict[str, Any]:
                              "properties": {"system": {
                                  "type": "object", "additionalProperties": False,
                                  "properties": {"config": {"type": "object"}}},
+                                 "faults": {"type": "array", "items": _fault_entry()},
                                  "expect": expect}}},
         },
     }

@@ -29,6 +29,7 @@ from harness.checkers.verdict import CheckResult
 from harness.errors import Failure
 from harness.expectations import judge, not_judged
 from harness.result import Result
+from harness.rollout import deployment_metrics
 from harness.scenario import Scenario
 from harness.system import System, resolve_system_class
 from harness.timeline import FaultTimeline, expand_profile
@@ -166,6 +167,8 @@ class Simulation:
             for name, value in check.metrics.items():
                 metrics.setdefault(name, value)
         metrics.setdefault("faults_applied", len(self.timeline.log))
+        for name, value in deployment_metrics(world).items():  # deploy.<name>.… (harness.rollout)
+            metrics.setdefault(name, value)
         checks, expected = self.checks, ()  # expected: failures the expectations foretold
         if scenario.expectations:
             reason, failures, checks, expected = self._judge(reason, failures, metrics)
@@ -175,7 +178,20 @@ class Simulation:
                       sim_time_s=world.kernel.now_ns / _NS_PER_S, wall_time_s=wall_time_s,
                       events=trace.events(), faults=tuple(self.timeline.log),
                       statistics=world.statistics(), trace_tail=tail, checks=checks,
-                      variant=scenario.variant_name, expected_failures=expected)
+                      variant=scenario.variant_name, expected_failures=expected,
+                      recording=self._recording())
+
+    def _recording(self) -> dict[str, Any]:
+        """What the HTML report draws (``harness.recording``), taken after the digest. A failure to
+        take it is shown in the report, never at the cost of the result."""
+        scenario = self.scenario
+        try:
+            return self.world.recording.export(self.system, description=scenario.description,
+                                               duration_s=scenario.duration_s,
+                                               heal_s=scenario.heal_s)
+        except Exception as error:  # noqa: BLE001 - a harness bug in a drawing must not lose the run
+            return {"error": f"the recording failed (a bug in Graylink): "
+                             f"{type(error).__name__}: {error}"}
 
     def _judge(self, reason: str, failures: list[Failure], metrics: dict[str, Any]) -> tuple[
             str, list[Failure], tuple[CheckResult, ...], tuple[Failure, ...]]:

@@ -11,6 +11,13 @@ the scenario loader; otherwise a plain dict), then:
   Optionally, or instead, ``checks(world)``: run checkers (``harness.checkers``) and return their
   ``CheckResult``s; failing ones become failures, and every verdict and its evidence is reported.
 - ``metrics(world)`` once, at the end: numbers for reports and expectations.
+- Optionally, ``timeline(world)`` once, at the end (after the trace digest is taken): what the HTML
+  report should draw besides the nodes, faults and messages the harness records itself, as a
+  ``harness.SystemTimeline``: ``Band``s (an interval on a node's lane, or on a lane of the system's
+  own such as ``partition 0``: leases, leadership), ``Marker``s (an instant: an election) and
+  ``ClientOperation``s (``client_operations(history)`` makes them from a ``History``). The harness
+  caps them (failed and unknown operations favoured). It must only read: no sends, no randomness.
+  If it raises, the report shows the error and the run's verdict stands.
 
 The reference system (``systems.dynamo``) and the tutorial system (``systems.register``) use exactly
 this API; a user's system plugs in the same way.

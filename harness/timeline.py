@@ -18,8 +18,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from harness.deploy import draw_deployments
 from harness.faults import (ClockJump, ClockSkew, Crash, Fault, GrayLinkFault, Partition, Pause,
-                            PowerOff, Undo)
+                            PowerOff, PowerOffAz, Undo)
 from harness.params import param
 from harness.world import SELECTOR, UnresolvedTarget
 
@@ -52,6 +53,11 @@ class FaultProfile:
     crash_downtime_s_max: float = param("longest time a crashed node stays down", 5.0, minimum=0)
     power_off_per_minute: float = param("power losses per minute, across the target nodes", 0.0,
                                         minimum=0)
+    power_off_az_per_minute: float = param("power losses of a whole availability zone (every node "
+                                           "in it) per minute, across the AZs that hold a target "
+                                           "node", 0.0, minimum=0)
+    power_off_az_s_min: float = param("shortest time a powered-off AZ stays dark", 5.0, minimum=0)
+    power_off_az_s_max: float = param("longest time a powered-off AZ stays dark", 20.0, minimum=0)
     pause_per_minute: float = param("process pauses (GC stalls) per minute", 0.0, minimum=0)
     pause_ms_min: float = param("shortest pause", 100.0, minimum=0)
     pause_ms_max: float = param("longest pause", 3000.0, minimum=0)
@@ -70,6 +76,17 @@ class FaultProfile:
                                     minimum=0, maximum=1)
     nodes: tuple[str, ...] = param("nodes the profile may strike; empty means every node whose role "
                                    "is 'server'", (), ref="node")
+    deploy_per_minute: float = param("partial deploys per minute (a version on a seed-drawn sample "
+                                     "of the nodes the system deploys to; harness/deploy.py)", 0.0,
+                                     minimum=0)
+    deploy_versions: tuple[str, ...] = param("versions the drawn deploys install; empty means every "
+                                             "version the system declares", (), ref="version")
+    deploy_fraction_max: float = param("largest share of the fleet one drawn deploy reaches", 0.5,
+                                       minimum=0, maximum=1, exclusive_minimum=True)
+    deploy_phase: str = param("phase of the drawn deploys: 'read' installs without emitting new "
+                              "formats, 'full' emits them at once", "read", choices=("read", "full"))
+    deploy_rollback_probability: float = param("chance a drawn deploy is rolled back later in the "
+                                               "fault phase", 0.0, minimum=0, maximum=1)
 
 
 def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float,
@@ -78,7 +95,7 @@ def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float
     targets = list(profile.nodes) or [n.name for n in world.nodes.values() if n.role == "server"]
     targets.sort()
     if not targets:
-        return []
+        return draw_deployments(profile, world, rng.fork("deploy"), start_s, end_s)
     drawn: list[ScheduledFault] = []
 
     def arrivals(family: str, per_minute: float) -> list[tuple[float, Rng]]:
@@ -98,6 +115,10 @@ def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float
         down = stream.uniform(profile.crash_downtime_s_min, profile.crash_downtime_s_max)
         drawn.append(ScheduledFault(at, PowerOff(node=stream.choice(targets),
                                                  duration_s=_ms(down))))
+    zones = sorted({world.node(name).az for name in targets})
+    for at, stream in arrivals("power_off_az", profile.power_off_az_per_minute):
+        down = stream.uniform(profile.power_off_az_s_min, profile.power_off_az_s_max)
+        drawn.append(ScheduledFault(at, PowerOffAz(az=stream.choice(zones), duration_s=_ms(down))))
     for at, stream in arrivals("pause", profile.pause_per_minute):
         length_ms = stream.uniform(profile.pause_ms_min, profile.pause_ms_max)
         drawn.append(ScheduledFault(at, Pause(node=stream.choice(targets),
@@ -119,6 +140,7 @@ def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float
         for name in targets:
             offset = stream.uniform(-profile.clock_skew_ms_max, profile.clock_skew_ms_max)
             drawn.append(ScheduledFault(start_s, ClockSkew(node=name, offset_ms=round(offset, 3))))
+    drawn += draw_deployments(profile, world, rng.fork("deploy"), start_s, end_s)
     drawn.sort(key=lambda scheduled: scheduled.at_s)  # stable: ties keep family order
     return drawn
 

@@ -16,6 +16,7 @@ from harness.disk import Disk, DiskConfig
 from harness.network import LinkConfig, Network
 from harness.node import Node
 from harness.params import SELECTOR
+from harness.recording import Recording
 from harness.rng import Rng
 from harness.scheduler import Kernel
 from harness.trace import Trace
@@ -72,6 +73,8 @@ class World:
         self.end_ns: int | None = None  # when the run will end (set by the simulation)
         self._disk_config = disk or DiskConfig()
         self.network = Network(self.kernel, self.rng.fork("network"), self, link or LinkConfig())
+        # What the report draws (node lifecycles, a sample of the messages); it changes nothing.
+        self.recording = Recording(self)
         for spec in topology.nodes:
             self.add_node(spec)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.deploy import Version
 from harness.params import param
 
 
@@ -30,7 +31,11 @@ class EchoSystem:
 
 
 class PlainSystem:
-    """A system without a ``Config`` dataclass: it receives a plain dict."""
+    """A system without a ``Config`` dataclass: it receives a plain dict. It declares one version,
+    so that deployment faults can be written against it (the loader checks versions)."""
+
+    VERSIONS = {"v1": Version(reads_format=1, writes_format=1)}
+    DEPLOY_ROLES = {"server": True}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

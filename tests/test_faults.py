@@ -365,5 +365,29 @@ def test_turning_one_family_on_does_not_shift_another() -> None:
     assert crashes_only == [s for s in with_pauses if s.fault.kind == "crash"]
 
 
+# -- deployments (more in test_deploy.py) -----------------------------------------------------------
+@covers("deploy")
+def test_deploy_restarts_nodes_into_the_installed_version() -> None:
+    from deployable_system import deployable_world
+
+    world, system, timeline = deployable_world()
+    strike(timeline, 1.0, f.Deploy(version="v2", nodes=("s1",), handoff=False, downtime_s=0.5))
+    world.kernel.run(until_ns=5 * SECOND)
+    assert system.boots[-1] == (round(1.5 * SECOND), "s1", "v2", True)
+    assert world.node("s1").outages == [[1 * SECOND, round(1.5 * SECOND)]]
+
+
+@covers("rollback")
+def test_rollback_restores_the_previous_version() -> None:
+    from deployable_system import deployable_world
+
+    world, system, timeline = deployable_world()
+    strike(timeline, 1.0, f.Deploy(version="v2", name="d", nodes=("s1",), handoff=False))
+    strike(timeline, 3.0, f.Rollback(deployment="d"))
+    world.kernel.run(until_ns=10 * SECOND)
+    assert [b[2:] for b in system.boots if b[1] == "s1"] == [("v1", False), ("v2", True),
+                                                            ("v1", False)]
+
+
 def test_every_fault_kind_is_tested() -> None:
     assert TESTED_KINDS == set(FAULT_KINDS), sorted(set(FAULT_KINDS) ^ TESTED_KINDS)

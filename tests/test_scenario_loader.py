@@ -182,7 +182,8 @@ def _minimal_body(kind: str) -> dict[str, object]:
     for name, value in (("node", "off"), ("az", "no"), ("source", "off"), ("destination", "*"),
                         ("side_a", ("off",)), ("sources", ("off",)), ("destinations", ("010",)),
                         ("nodes", ("off", "010")), ("offset_ms", -2.5), ("drift_ppm", 10.0),
-                        ("by_ms", 0.001)):
+                        ("by_ms", 0.001), ("version", "v1"), ("name", "off"),
+                        ("deployment", "off")):
         if name in names:
             body[name] = value
     if kind == "degrade_link":

@@ -165,7 +165,7 @@ def test_round_trip_plain_variants() -> None:
     ("variants:\n  a: 3\n", "scenario.yaml:8:6: variants.a:", "expected a mapping"),
     ("variants:\n  a:\n", "scenario.yaml:8:5: variants.a:", "expected a mapping"),
     ("variants:\n  a: {expects: [x == 0]}\n", "scenario.yaml:8:7: variants.a.expects:",
-     "(did you mean 'expect'?); allowed keys: system, expect"),
+     "(did you mean 'expect'?); allowed keys: system, faults, expect"),
     ("variants:\n  a: {seed: 3}\n", "scenario.yaml:8:7: variants.a.seed:", "unknown key 'seed'"),
     ("variants:\n  a: {system: {use: 'x:Y'}}\n", "scenario.yaml:8:16: variants.a.system.use:",
      "a variant runs the scenario's own system; it may change only its config"),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from harness import param
 
-__all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig", "ChecksConfig"]
+__all__ = ["DynamoConfig", "Timing", "Mitigations", "Bugs", "WorkloadConfig", "ChecksConfig",
+           "CanaryConfig", "HealingConfig", "DeploymentConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,15 @@ class Mitigations:
                                           "with exponential backoff and full jitter, instead of "
                                           "at a fixed interval in lockstep with every other node",
                                           True)
+    canary_remediation: bool = param("S4 [inferred]: when the canary alarm fires for a partition, "
+                                     "automation makes the leader the metadata service names for "
+                                     "it ineligible for a while (canaries.ineligible_s), so it hands "
+                                     "its leadership over (M11); needs canaries.enabled", True)
+    log_replicas: bool = param("M9: a leader that finds a replica failed first adds a log replica "
+                               "(the recent WAL only: seconds) that votes and counts toward the "
+                               "write quorum, while the full storage replica is rebuilt (minutes); "
+                               "off, the group runs short of a replica for the whole rebuild",
+                               True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,9 @@ class Bugs:
                                              "(corrupt data applied)", False)
     router_never_invalidates: bool = param("routers keep a cached leader forever, ignoring pushes "
                                            "and misroute answers", False)
+    log_replica_counted_twice: bool = param("the leader counts each log replica's acknowledgement "
+                                            "twice toward the write quorum (writes committed on "
+                                            "fewer than a majority: commits_without_quorum)", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +176,67 @@ class ChecksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryConfig:
+    """Client-side canaries (M29), the customer-facing alarm on them (M28) and the automation the
+    alarm triggers (S4; switched by ``mitigations.canary_remediation``). Off by default: canaries
+    add traffic and nodes."""
+
+    enabled: bool = param("M29: run a canary client in every AZ that probes every partition "
+                          "through the routers of its AZ (all routers if its AZ has none)", False)
+    interval_ms: float = param("each canary sends one probe per partition and router this often "
+                               "(alternately a write and a strongly consistent read of its own key)",
+                               1000.0, minimum=1)
+    timeout_ms: float = param("a probe without a reply after this long has failed", 3000.0,
+                              minimum=1)
+    alarm_window_s: float = param("M28: the alarm looks at the probes of each partition that "
+                                  "completed within this last window", 5.0, minimum=0,
+                                  exclusive_minimum=True)
+    alarm_error_ratio: float = param("the alarm fires when at least this share of those probes "
+                                     "failed ...", 0.5, minimum=0, maximum=1,
+                                     exclusive_minimum=True)
+    alarm_min_probes: int = param("... and at least this many completed", 5, minimum=1)
+    remediation_delay_ms: float = param("the automation acts this long after the alarm fires",
+                                        500.0, minimum=0)
+    ineligible_s: float = param("the automation keeps the leader it moved away from ineligible "
+                                "this long", 60.0, minimum=0, exclusive_minimum=True)
+
+
+@dataclass(frozen=True, slots=True)
+class HealingConfig:
+    """Replacing a failed replica (M9, S7): detection by the partition's leader, then a log replica
+    (with ``mitigations.log_replicas``) and a full storage replica built on a spare storage node.
+    The sources give "a few seconds" for a log replica and "several minutes" for a storage replica
+    (shared/reference/dynamodb-mechanisms.md §3); how long a replica must be silent is ours."""
+
+    replica_failed_after_s: float = param("the leader declares a replica failed (and replaces it) "
+                                          "when it has not answered for this long; longer than a "
+                                          "restart or a deployment, so those never trigger it",
+                                          30.0, minimum=0, exclusive_minimum=True)
+    log_replica_copy_s: float = param("a new replica becomes usable as a log replica this long after "
+                                      "it was installed (copying the recent WAL)", 3.0, minimum=0)
+    storage_rebuild_s: float = param("a new replica becomes a full storage replica this long after "
+                                     "it was installed (copying the items and the WAL)", 180.0,
+                                     minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """Versions (M24-M27; ``versions.py``): what every node runs at the start, whether the new
+    format is emitted, and the size of the defect planted in the ``v2-bad`` build (S16)."""
+
+    initial_version: str = param("the version every node runs at the start (a deployment installs "
+                                 "others)", "v1", choices=("v1", "v2", "v2-bad"))
+    write_new_format: bool = param("M24: the emission flag at the start: nodes whose version "
+                                   "writes a newer format (v2) emit it from the first boot", False)
+    bad_build_threshold_per_s: float = param("v2-bad's defect shows only under load: a router that "
+                                             "received more client requests than this in the "
+                                             "last second of its clock ...", 5.0, minimum=0)
+    bad_build_reject_probability: float = param("... rejects each new one with this probability "
+                                                "(error internal_error)", 0.3, minimum=0,
+                                                maximum=1)
+
+
+@dataclass(frozen=True, slots=True)
 class DynamoConfig:
     """The reference system's whole configuration (``system.config`` in a scenario)."""
 
@@ -170,9 +244,11 @@ class DynamoConfig:
                             minimum=1, maximum=10_000)
     routers: int = param("request routers added when the topology names none", 2, minimum=1,
                          maximum=100)
-    software_version: int = param("software version every node runs (M24)", 1, minimum=1)
     timing: Timing = field(default_factory=Timing)
     mitigations: Mitigations = field(default_factory=Mitigations)
     bugs: Bugs = field(default_factory=Bugs)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    canaries: CanaryConfig = field(default_factory=CanaryConfig)
+    healing: HealingConfig = field(default_factory=HealingConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)

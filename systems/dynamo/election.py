@@ -62,7 +62,10 @@ class PeerCheck:
     timeout abstains: it can vouch for nothing. ``any``: one "healthy" answer is enough to stand down,
     and the check ends as soon as it arrives. ``majority``: stand down if more than half of the answers
     that arrived say "healthy" (a tie elects); decided when every peer has answered or at the
-    timeout. No answer at all elects: nobody vouches for the leader.
+    timeout. No answer at all stands down, under either rule: a would-be candidate that hears none
+    of its peers could not collect their votes either, and standing would only fence a leader the
+    others may still hear (S3 fault B: a follower whose inbound traffic is lost would otherwise
+    depose a healthy leader again and again).
     """
 
     rule: str  # "any" | "majority"
@@ -82,6 +85,8 @@ class PeerCheck:
             return "suppress"
         if not timed_out and len(self.answers) < self.peers:
             return None
+        if not self.answers:
+            return "suppress"  # heard by nobody: no votes would arrive either (S3 fault B)
         if self.rule == "any":
             return "elect"
         return "suppress" if 2 * self.healthy > len(self.answers) else "elect"
@@ -162,8 +167,9 @@ class Elections:
         self.suspicion_ns = self._draw_suspicion()
         self._emit(SetTimer("suspicion", self.suspicion_ns))
         if (self.role == "candidate" or self.peer_check is not None or self.vote_request is not None
-                or not self.eligible):
+                or not self._may_stand()):
             return  # already standing or checking, backing a candidate (deferred vote), or ineligible
+            # (M11), or not a storage replica of the group (a log replica, a learner, removed: M9)
         if self.config.mitigations.peer_confirmation and self.peers:
             self._start_peer_check()
         else:
@@ -208,7 +214,7 @@ class Elections:
             self._note("election-suppressed", why, check.healthy, len(check.answers))
             self.quiet_since_ns = now_ns
             self._emit(SetTimer("suspicion", self.suspicion_ns))
-        elif self.eligible and self.role == "follower":
+        elif self._may_stand() and self.role == "follower":
             self._start_election(now_ns, "suspicion")
 
     def _start_election(self, now_ns: int, reason: str, handoff: bool = False) -> None:
@@ -232,13 +238,19 @@ class Elections:
     def _on_election_timeout(self, now_ns: int) -> None:
         if self.role != "candidate":
             return
-        if self.eligible:
+        if self._may_stand():
             self._start_election(now_ns, "retry")
         else:
             self._become_follower(now_ns, None)
 
     def _on_request_vote(self, now_ns: int, source: str, request: RequestVote) -> None:
         if not may_vote_in_round(request.ballot, self.promised):  # refused with what we promised
+            self._send(source, Vote(self.partition, self.promised, self.name, False))
+            return
+        if request.candidate not in self.group.voters and not log_is_current(
+                request.last_ballot, request.last_lsn, self.log.last_ballot, self.log.last_lsn):
+            # A replica the group has moved on from (removed while it was down: M9) whose log is
+            # behind: refused without adopting its round, so it cannot depose a healthy leader.
             self._send(source, Vote(self.partition, self.promised, self.name, False))
             return
         self._adopt(now_ns, request.ballot)
@@ -297,7 +309,7 @@ class Elections:
     def _on_timeout_now(self, now_ns: int, source: str, message: TimeoutNow) -> None:
         if self.role != "follower" or self.following != message.ballot or message.ballot != self.promised:
             self._note("handoff-declined", "stale", message.ballot[0])
-        elif not self.eligible:
+        elif not self._may_stand():
             self._note("handoff-declined", "ineligible", message.ballot[0])
         else:
             self._start_election(now_ns, "handoff", handoff=True)

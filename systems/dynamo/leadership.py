@@ -26,6 +26,8 @@ from systems.dynamo.messages import (
     TimeoutNow,
     checksum_of,
 )
+from systems.dynamo.versions import pack_append
+from systems.dynamo.wal import COMPACT_FORMAT
 
 __all__ = ["MAX_ENTRIES_PER_APPEND", "Leadership", "Term"]
 
@@ -51,6 +53,14 @@ class Term:
     handoff_order: tuple[str, ...] = ()
     handoff_index: int = 0
     timeout_now_to: str | None = None
+    # Healing (healing.py): member → local time last heard; member → kind it is ready for; spares
+    # that failed as learners; members that answered this term; when the voters last changed.
+    heard: dict[str, int] = field(default_factory=dict)
+    ready: dict[str, str] = field(default_factory=dict)
+    tried: set[str] = field(default_factory=set)
+    replied: set[str] = field(default_factory=set)
+    voters_changed_ns: int = 0
+    noted_epoch: int = 0  # the last configuration this leader noted as committed
 
     def handoff_target(self) -> str | None:
         if not self.handoff_order:
@@ -68,6 +78,9 @@ class Leadership:
     # -- requests from routers (rules 9, 13) --------------------------------------------------------
     def _on_request(self, now_ns: int, router: str, request: ReplicaRequest) -> None:
         operation = request.operation
+        if operation.kind == "get_item" and not operation.consistent and not self.serves_reads():
+            self._reply_router(router, request.request_id, False, error="not_leader")  # M8
+            return
         if operation.kind == "get_item" and not operation.consistent:
             visible = (self._item_as_of(operation.key, self.log.last_lsn)
                        if self.config.bugs.ec_read_uncommitted else self.items.get(operation.key))
@@ -107,8 +120,10 @@ class Leadership:
         self.role = "leader"
         self.following = ballot
         last = self.log.last_lsn
+        targets = self._targets()
         self.term = Term(ballot, Lease(self._lease_ns, self._margin_ns, self.quorum), serve_after,
-                         last + 1, {f: last + 1 for f in self.peers}, {f: 0 for f in self.peers})
+                         last + 1, {f: last + 1 for f in targets}, {f: 0 for f in targets},
+                         heard={f: now_ns for f in targets}, voters_changed_ns=now_ns)
         self._note("became-leader", ballot[0], "handoff" if handoff else "election", serve_after - now_ns)
         self.term.lease.start_round(now_ns)
         self._leader_append(self._new_entry(None))
@@ -162,7 +177,7 @@ class Leadership:
         term = self.term
         assert term is not None
         self._emit(self.log.append([entry]))
-        for follower in self.peers:
+        for follower in self._targets():
             if term.next[follower] == entry.lsn:
                 self._replicate_to(follower)
         self._arm_replication()
@@ -174,15 +189,19 @@ class Leadership:
         entries = self.log.slice(first, MAX_ENTRIES_PER_APPEND)
         prev_ballot = self.log.ballot_at(first - 1)
         assert prev_ballot is not None
-        self._send(follower, Append(self.partition, term.ballot, first - 1, prev_ballot, entries,
-                                    self.commit_lsn, term.lease.round, self.emit_format))
+        append = Append(self.partition, term.ballot, first - 1, prev_ballot, entries,
+                        self.commit_lsn, term.lease.round, self.emit_format)
+        if self.emit_format >= COMPACT_FORMAT:  # v2 emitting its format: the new message (M24)
+            self._send(follower, pack_append(append, self.config.mitigations.checksums))
+        else:
+            self._send(follower, append)
         term.next[follower] = first + len(entries)
 
     def _arm_replication(self) -> None:
         term = self.term
         if term is None or term.replicate_armed:
             return
-        if any(term.match[follower] < self.log.last_lsn for follower in self.peers):
+        if any(term.match[follower] < self.log.last_lsn for follower in self._targets()):
             term.replicate_armed = True
             self._emit(SetTimer("replicate", self._retry_ns))
 
@@ -191,7 +210,7 @@ class Leadership:
         if term is None:
             return
         term.replicate_armed = False
-        for follower in self.peers:
+        for follower in self._targets():
             if term.match[follower] < self.log.last_lsn:
                 term.next[follower] = term.match[follower] + 1
                 self._replicate_to(follower)
@@ -204,8 +223,10 @@ class Leadership:
         term = self.term
         if term is None or reply.ballot != term.ballot or source not in term.match:
             return
-        if reply.round and term.lease.acknowledge(reply.round, source):
-            self._check_serving(now_ns)
+        term.heard[source] = now_ns
+        term.replied.add(source)
+        if reply.round and source in self.peers and term.lease.acknowledge(reply.round, source):
+            self._check_serving(now_ns)  # only voters renew the lease; learners do not count
         if reply.success:
             self._on_follower_match(now_ns, source, reply.match_lsn)
         else:
@@ -240,9 +261,12 @@ class Leadership:
     def _leader_commit(self, now_ns: int) -> None:
         term = self.term
         assert term is not None
-        durable = sorted([self.log.durable_lsn] + [term.match[f] for f in self.peers], reverse=True)
-        lsn = durable[self.quorum - 1]
+        durable = [self.log.durable_lsn] + [term.match[f] for f in self.peers]
+        if self.config.bugs.log_replica_counted_twice:  # the planted bug: log replicas count twice
+            durable += [term.match[f] for f in self.peers if f in self.group.log]
+        lsn = sorted(durable, reverse=True)[self.quorum - 1]
         if lsn > self.commit_lsn and self.log.ballot_at(lsn) == term.ballot:
+            self._note("quorum-commit", lsn, self.group.epoch)  # for the observer's quorum oracle
             self._commit_through(now_ns, lsn)
 
     def _answer(self, lsn: int, result: OperationResult | None) -> None:
@@ -270,11 +294,13 @@ class Leadership:
         if term is None:
             return
         round_ = term.lease.start_round(now_ns)
-        for follower in self.peers:
+        for follower in self._targets():
             self._send(follower, Heartbeat(self.partition, term.ballot, self.commit_lsn,
                                            self.log.last_lsn, round_, self.emit_format))
         self._check_serving(now_ns)
         self._emit(SetTimer("heartbeat", self._heartbeat_ns))
+        self._install_learners()
+        self._heal(now_ns)
 
     def _serving_until(self, now_ns: int) -> int:
         """The local time until which this replica serves (0: it does not)."""
@@ -329,7 +355,8 @@ class Leadership:
             term.released = True
             term.lease.release()
             self._check_serving(now_ns)
-            term.handoff_order = tuple(sorted(self.peers, key=lambda f: (-term.match[f], f)))
+            successors = [f for f in self.peers if f in self.group.storage]  # log replicas never lead
+            term.handoff_order = tuple(sorted(successors, key=lambda f: (-term.match[f], f)))
             self._note("handoff-started", term.handoff_order[0] if term.handoff_order else "")
             self._try_handoff()
 

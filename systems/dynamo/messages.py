@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from systems.dynamo.group import GroupConfig
 from systems.dynamo.items import ItemOperation
 
 __all__ = [
@@ -50,7 +51,8 @@ class _Random(Protocol):
 # -- payloads ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One replicated write (or a no-op, ``operation is None``, that a new leader commits first)."""
+    """One replicated write (or a no-op, ``operation is None``, that a new leader commits first, or
+    a change of the replication group, ``config`` set: see ``group.py``)."""
 
     lsn: int  # log sequence number, from 1, dense
     ballot: tuple[int, str]  # (round, leader name) of the leader that created the entry
@@ -59,6 +61,7 @@ class LogEntry:
     router: str = ""  # where to send the answer once committed
     format_version: int = CURRENT_FORMAT
     checksum: int = 0
+    config: GroupConfig | None = None  # the group's next configuration (M9); operation is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,13 +266,19 @@ def verify(message: Any) -> bool:
 
 
 def corrupt(message: M, rng: _Random) -> M:
-    """A copy with one payload field damaged and the checksum left as it was (a bit flip in flight)."""
+    """A copy with one payload field damaged and the checksum left as it was (a bit flip in flight).
+    An optional extension that is not there (``LogEntry.config`` of an ordinary entry, absent from
+    its WAL record too) has no bits to flip."""
     names = [f.name for f in dataclasses.fields(message)  # type: ignore[arg-type]
-             if f.name not in ("checksum", "format_version", "partition")]
+             if f.name not in ("checksum", "format_version", "partition")
+             and not (f.name in _EXTENSIONS and getattr(message, f.name) is None)]
     if not names:
         return message
     name = names[rng.randrange(len(names))]
     return dataclasses.replace(message, **{name: _damage(getattr(message, name), rng)})  # type: ignore[type-var]
+
+
+_EXTENSIONS = frozenset({"config"})  # optional fields, absent when None (see ``corrupt``)
 
 
 def _damage(value: Any, rng: _Random) -> Any:

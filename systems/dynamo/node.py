@@ -62,11 +62,12 @@ class EffectRunner:
         self.timers: dict[tuple[Any, str], Timer] = {}
         self.components: dict[Any, Component] = {}
         self._seal = config.mitigations.checksums
+        self.reads_format = CURRENT_FORMAT  # M24: the newest format this node's version decodes
 
     # -- inputs --------------------------------------------------------------------------------
     def accept(self, message: Any) -> bool:
         """Checksum and format checks on receipt (M14, M24). False: drop the message."""
-        if getattr(message, "format_version", CURRENT_FORMAT) > self.config.software_version:
+        if getattr(message, "format_version", CURRENT_FORMAT) > self.reads_format:
             self.counters["decode_failures"] = self.counters.get("decode_failures", 0) + 1
             self.ctx.log("decode-failure", (type(message).__name__,))
             return False
@@ -102,6 +103,8 @@ class EffectRunner:
             kind = type(effect)
             if kind is Send:
                 message = seal(effect.message) if self._seal else effect.message
+                if type(message) is ReplicaReply:
+                    self._count_reply(message)
                 self.ctx.send(effect.destination, message)
             elif kind is SetTimer:
                 self._cancel(key, effect.name)
@@ -120,6 +123,18 @@ class EffectRunner:
                 self.observe(self.ctx.name, key, effect)
             else:
                 raise TypeError(f"unknown effect {effect!r} from component {key!r}")
+
+    def _count_reply(self, reply: ReplicaReply) -> None:
+        """Server-side availability (S4): what the storage nodes see of the requests that reach
+        them. Served (ok, or a false condition), refused (no_lease, out_of_service, …), or
+        redirected (not_leader, look_up_again: routing, not a failure to serve)."""
+        if reply.ok or reply.error == "condition_failed":
+            outcome = "requests_served"
+        elif reply.error in ("not_leader", "look_up_again"):
+            outcome = "requests_redirected"
+        else:
+            outcome = "requests_refused"
+        self.counters[outcome] = self.counters.get(outcome, 0) + 1
 
     def _cancel(self, key: Any, name: str) -> None:
         timer = self.timers.pop((key, name), None)
@@ -150,7 +165,10 @@ class StorageNodeProgram:
     def __init__(self, ctx: NodeContext, config: DynamoConfig, build_replicas: Callable[[], dict],
                  observe: Observer, counters: dict[str, int],
                  on_boot: Callable[[StorageNodeProgram], None] | None = None,
-                 membership: MembershipAgent | None = None) -> None:
+                 membership: MembershipAgent | None = None,
+                 adopt: Callable[[int, Any], Any] | None = None) -> None:
+        """``adopt(partition, message)``: for a message to a partition this node does not host, a
+        new replica to host it (M9: a leader's ``InstallReplica``), or None to drop the message."""
         self.runner = EffectRunner(ctx, config, observe, counters)
         self.replicas = build_replicas()
         self.runner.components.update(self.replicas)
@@ -158,6 +176,7 @@ class StorageNodeProgram:
         if membership is not None:
             self.runner.components[MEMBERSHIP] = membership
         self._on_boot = on_boot
+        self._adopt = adopt
 
     def on_start(self) -> None:
         runner = self.runner
@@ -175,6 +194,8 @@ class StorageNodeProgram:
         if not self.runner.accept(message):
             return
         partition = getattr(message, "partition", None)
+        if partition not in self.replicas and partition is not None and self._adopt is not None:
+            self._take_on(partition, message)
         if partition in self.replicas:
             if type(message) is ReplicaRequest and not self.in_service():
                 self._refuse(source, message)
@@ -185,6 +206,16 @@ class StorageNodeProgram:
         else:
             self.runner.counters["unknown_partition"] = \
                 self.runner.counters.get("unknown_partition", 0) + 1
+
+    def _take_on(self, partition: int, message: Any) -> None:
+        """Host a new replica of ``partition`` if ``adopt`` gives one (recovered from the disk)."""
+        replica = self._adopt(partition, message)
+        if replica is None:
+            return
+        runner = self.runner
+        self.replicas[partition] = runner.components[partition] = replica
+        runner.run(partition, replica.recover(runner.ctx.now_ns(), runner.read_file(f"wal/p{partition}"),
+                                              runner.read_file(f"ballot/p{partition}")))
 
     def in_service(self) -> bool:
         """False while the node's membership lease has run out (S20); True without an agent."""

@@ -26,7 +26,7 @@ Failure detection and elections (M5, M10, M11)
    candidate it voted for within suspicion_timeout + jitter (redrawn each time) is a would-be candidate.
 5. With peer confirmation it first asks its peers (LeaderCheck); a peer answers healthy if it heard the
    leader within peer_healthy_within (the leader answers for itself). ``PeerCheck`` applies the rule
-   (any / majority; a missing answer abstains). "suppress" re-arms the timer ("election-suppressed");
+   (any / majority; a missing answer abstains; no answer at all stands down). "suppress" re-arms the timer ("election-suppressed");
    hearing the leader meanwhile ends the check the same way. Two would-be candidates checking at once
    would split the vote, so the one whose name sorts later yields to the other ("yielded").
 6. A candidate takes the next round, promises its own ballot (its own vote counts once durable) and asks
@@ -75,6 +75,14 @@ Durability and formats (M14, M24)
    record and truncates there ("wal-tail-cut"; "decode-failure" for a format). Appended entries of an
    unreadable format are rejected and counted. Message checksums and formats are the adapter's job.
 
+The group and its changes (M8, M9)
+15. "The peers" and "a majority" above are those of the replication group's configuration in force:
+   the latest one in the log, else the partition map's (``group.py``). Only its storage replicas stand
+   for election (M11's ineligible ones not even they); its log replicas vote, acknowledge and count
+   toward the quorum; learners receive heartbeats and appends but count for nothing. A replica
+   outside the group whose log is behind is refused a vote without its round being adopted.
+   Replacing failed members is ``healing.py``'s (the leader's plan, a new replica's copy).
+
 Notes: election-started (reason: suspicion | retry | handoff, round), election-suppressed (why,
 healthy, answers), election-lost, vote-deferred, became-leader (round, how, wait_ns), serving-started,
 lease-renewed (local until_ns: it serves until then), lease-lost, stepped-down, handoff-started,
@@ -82,7 +90,8 @@ handoff-declined, wal-tail-cut, decode-failure, stale-ballot-rejected, committed
 ever with planted bugs).
 
 Code: this module holds the state, recovery, the follower's side and applying; ``election.py`` rules
-3-6 and 10; ``leadership.py`` rules 7-9 and 11-13 on the leader's side; ``wal.py`` the record codec.
+3-6 and 10; ``leadership.py`` rules 7-9 and 11-13 on the leader's side; ``healing.py`` rule 15's
+membership changes; ``wal.py`` the record codec.
 """
 
 from __future__ import annotations
@@ -102,7 +111,9 @@ from systems.dynamo.effects import (
     SetTimer,
     Truncate,
 )
-from systems.dynamo.election import Elections, PeerCheck, ms_to_ns, quorum_of
+from systems.dynamo.election import Elections, PeerCheck, ms_to_ns
+from systems.dynamo.group import GroupConfig
+from systems.dynamo.healing import Cluster, Healing, ReplicaReady
 from systems.dynamo.items import Item, OperationResult, apply
 from systems.dynamo.leadership import MAX_ENTRIES_PER_APPEND, Leadership, Term
 from systems.dynamo.messages import (
@@ -118,6 +129,7 @@ from systems.dynamo.messages import (
     TimeoutNow,
     Vote,
 )
+from systems.dynamo.versions import CompactAppend, unpack_append
 from systems.dynamo.wal import (
     NO_BALLOT,
     Ballot,
@@ -145,23 +157,31 @@ class _PendingReply:
     send: Send
 
 
-class Replica(Elections, Leadership):
+class Replica(Elections, Leadership, Healing):
     """One replica of one partition on one storage node. See the rules at the top of the module."""
 
     def __init__(self, partition: int, name: str, peers: tuple[str, ...], routers: tuple[str, ...],
-                 metadata: str, config: DynamoConfig, rng: RandomSource, eligible: bool = True) -> None:
+                 metadata: str, config: DynamoConfig, rng: RandomSource, eligible: bool = True, *,
+                 member: bool = True, cluster: Cluster | None = None,
+                 reads_format: int = CURRENT_FORMAT, emit_format: int = CURRENT_FORMAT) -> None:
+        """``peers``: the partition map's replicas (this one may be among them). ``member``: this
+        replica is one of them from the start; a replica built later on a spare is not, and learns
+        its place from the log (``group.py``). ``cluster``: the storage fleet, to pick spares."""
         self.partition = partition
         self.name = name
-        self.peers = tuple(sorted(peer for peer in peers if peer != name))
+        placement = tuple(sorted(set(peers) | {name})) if member else tuple(
+            sorted(peer for peer in peers if peer != name))
+        self.bootstrap_group = GroupConfig(0, placement)
+        self.cluster = cluster
         self.routers = tuple(routers)
         self.metadata = metadata
         self.config = config
         self.rng = rng
         self.eligible = eligible
-        self.quorum = quorum_of(len(self.peers) + 1)
         self.wal_file = f"wal/p{partition}"
         self.ballot_file = f"ballot/p{partition}"
-        self.emit_format = CURRENT_FORMAT  # M24: the format of entries and replication messages sent
+        self.emit_format = emit_format  # M24: the format of entries and replication messages sent
+        self.reads_format = reads_format  # M24: the newest format this node's version decodes
         self.counts: Counter[str] = Counter()  # notes by kind, for statistics()
         timing = config.timing
         self._heartbeat_ns = ms_to_ns(timing.heartbeat_interval_ms)
@@ -176,12 +196,14 @@ class Replica(Elections, Leadership):
             Heartbeat: self._on_heartbeat, Append: self._on_append, AppendReply: self._on_append_reply,
             RequestVote: self._on_request_vote, Vote: self._on_vote, LeaderCheck: self._on_leader_check,
             LeaderCheckReply: self._on_leader_check_reply, TimeoutNow: self._on_timeout_now,
-            ReplicaRequest: self._on_request}
+            ReplicaRequest: self._on_request, ReplicaReady: self._on_replica_ready,
+            CompactAppend: self._on_compact_append}
         self._timers: dict[str, Callable[[int], None]] = {
             "suspicion": self._on_suspicion, "peer-check": self._on_peer_check_timeout,
             "election": self._on_election_timeout, "vote-deferred": self._try_grant,
             "heartbeat": self._on_heartbeat_timer, "replicate": self._on_replicate_timer,
-            "lease-wait": self._check_serving, "handoff": self._on_handoff_timer}
+            "lease-wait": self._check_serving, "handoff": self._on_handoff_timer,
+            "copy-log": self._on_copy_log, "copy-storage": self._on_copy_storage}
         self._reset(0)
 
     def _reset(self, now_ns: int) -> None:
@@ -209,6 +231,14 @@ class Replica(Elections, Leadership):
         self.candidacy_handoff = False
         self.peer_check: PeerCheck | None = None
         self.term: Term | None = None
+        # The replication group (group.py): the latest configuration in the log, else the map's.
+        self._group_entries: list[tuple[int, GroupConfig]] = []  # (lsn, configuration) in the log
+        self.group = self.bootstrap_group
+        self.group_lsn = 0  # where the configuration in force sits in the log (0: the map's)
+        self.peers = tuple(sorted(name for name in self.group.voters if name != self.name))
+        self.quorum = self.group.quorum
+        self.copying = False  # building this replica (healing.py rule 5)
+        self.ready_kinds: set[str] = set()
 
     # -- public API -------------------------------------------------------------------------------
     def recover(self, now_ns: int, wal: bytes, ballot_file: bytes) -> list[Effect]:
@@ -254,7 +284,8 @@ class Replica(Elections, Leadership):
         return self._serving_until(now_ns) > now_ns
 
     def statistics(self) -> dict[str, Any]:
-        return {"role": self.role, "ballot": self.promised, "commit_lsn": self.commit_lsn,
+        return {"role": self.role, "kind": self._stat_kind(), "epoch": self.group.epoch,
+                "ballot": self.promised, "commit_lsn": self.commit_lsn,
                 "last_lsn": self.log.last_lsn, "durable_lsn": self.log.durable_lsn,
                 "pending_replies": len(self.pending), **dict(sorted(self.counts.items()))}
 
@@ -276,7 +307,7 @@ class Replica(Elections, Leadership):
         self._effects.append(Note(kind, detail))
 
     def _readable(self, version: int) -> bool:
-        return 1 <= version <= self.config.software_version
+        return 1 <= version <= self.reads_format
 
     def _draw_suspicion(self) -> int:
         timing = self.config.timing
@@ -287,6 +318,7 @@ class Replica(Elections, Leadership):
         self._reset(now_ns)
         decoded = decode_wal(wal, self._readable, self._verify_checksums)
         self.log.load(decoded)
+        self._groups_loaded(now_ns)
         self._cut_tail(self.wal_file, len(wal), decoded.valid_bytes, decoded.problem)
         promise = decode_ballot_file(ballot_file, self._readable, self._verify_checksums)
         self._cut_tail(self.ballot_file, len(ballot_file), promise.valid_bytes, promise.problem)
@@ -330,7 +362,8 @@ class Replica(Elections, Leadership):
 
     def _reply_when_durable(self, leader: str, ballot: Ballot, success: bool, lsn: int,
                             round_: int, needed_lsn: int) -> None:
-        reply = AppendReply(self.partition, ballot, self.name, success, lsn, round_)
+        reply = AppendReply(self.partition, ballot, self.name, success, lsn, round_,
+                            self.emit_format)
         self.pending.append(_PendingReply(needed_lsn, ballot[0], Send(leader, reply)))
         del self.pending[:-MAX_PENDING_REPLIES]
         self._flush_pending()
@@ -354,16 +387,26 @@ class Replica(Elections, Leadership):
         behind = beat.last_lsn > self.log.last_lsn
         self._reply_when_durable(source, beat.ballot, not behind, self.log.last_lsn if behind else 0,
                                  beat.round, 0)
+        if self.ready_kinds:
+            self._report_ready()  # healing.py rule 5: until the group reflects it
 
     def _on_append(self, now_ns: int, source: str, append: Append) -> None:
         if not self._well_formed(append) or not self._admit(now_ns, source, append.ballot, append.round):
             return
-        success, lsn = self._match_and_store(append)
+        success, lsn = self._match_and_store(now_ns, append)
         if success:
             self.verified_lsn = max(self.verified_lsn, lsn)
             self._commit_through(now_ns, min(append.commit_lsn, self.verified_lsn))
         self._reply_when_durable(source, append.ballot, success, lsn, append.round,
                                  lsn if success else 0)
+
+    def _on_compact_append(self, now_ns: int, source: str, message: CompactAppend) -> None:
+        """v2's replication message (``versions.py``): its entries travel as WAL records."""
+        append = unpack_append(message, self._readable, self._verify_checksums)
+        if isinstance(append, str):
+            self._note("decode-failure", "CompactAppend", append)
+            return
+        self._on_append(now_ns, source, append)
 
     def _well_formed(self, append: Append) -> bool:
         for index, entry in enumerate(append.entries):
@@ -383,7 +426,8 @@ class Replica(Elections, Leadership):
         if self.config.bugs.accept_stale_ballot and self.term is None:
             return True  # the planted bug: a follower accepts without even adopting the old ballot
         self._note("stale-ballot-rejected", ballot[0], ballot[1], self.promised[0])
-        self._send(source, AppendReply(self.partition, self.promised, self.name, False, 0, round_))
+        self._send(source, AppendReply(self.partition, self.promised, self.name, False, 0, round_,
+                                       self.emit_format))
         return False
 
     def _follow(self, now_ns: int, ballot: Ballot) -> None:
@@ -413,7 +457,7 @@ class Replica(Elections, Leadership):
         if self.role != "follower" or self.following is not None:
             self._become_follower(now_ns, None)
 
-    def _match_and_store(self, append: Append) -> tuple[bool, int]:
+    def _match_and_store(self, now_ns: int, append: Append) -> tuple[bool, int]:
         """Rule 7's log check and append. (success, match_lsn) or (failure, where to resume)."""
         own = self.log.ballot_at(append.prev_lsn)
         if own is None:
@@ -426,16 +470,18 @@ class Replica(Elections, Leadership):
             if fresh or existing is None:
                 fresh.append(entry)
             elif existing != entry.ballot:
-                self._truncate_after(entry.lsn - 1)
+                self._truncate_after(now_ns, entry.lsn - 1)
                 fresh.append(entry)
         if fresh:
             self._emit(self.log.append(fresh))
+            self._groups_appended(now_ns, fresh)
         return True, append.prev_lsn + len(append.entries)
 
-    def _truncate_after(self, lsn: int) -> None:
+    def _truncate_after(self, now_ns: int, lsn: int) -> None:
         if lsn < self.commit_lsn:
             self._note("committed-entry-overwritten", lsn + 1, self.commit_lsn)
         self._emit(self.log.truncate_after(lsn))
+        self._groups_truncated(now_ns, lsn)
         self.verified_lsn = min(self.verified_lsn, lsn)
         self.pending = [pending for pending in self.pending if pending.lsn <= lsn]
 
@@ -448,6 +494,7 @@ class Replica(Elections, Leadership):
             if self.term is not None:
                 self._answer(self.commit_lsn, result)
         if self.term is not None:
+            self._note_group_committed()
             self._check_serving(now_ns)
 
     def _apply(self, entry: LogEntry) -> OperationResult | None:

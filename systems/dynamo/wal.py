@@ -8,7 +8,8 @@ back into dataclasses field by field: no eval, no pickle.
 Decoding reads records in order and stops at the first one that is torn (shorter than its header
 says), corrupt (CRC mismatch, undecodable payload, a hole or repeat in the log sequence numbers) or of a
 format this node cannot read (M24). Everything before it is the valid prefix; the replica truncates
-the file there. A cut never skips a record: a log must stay dense.
+the file there. A cut never skips a record: a log must stay dense. Format 2 (``COMPACT_FORMAT``, the
+``v2`` version's) lays an entry's record out differently; a record's format is its entry's.
 
 ``WriteAheadLog`` mirrors the WAL file in memory: the entries, the byte offset where each record
 starts (so a conflicting suffix can be cut with one ``Truncate``), and how much of it is durable. A
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from systems.dynamo.effects import Persist, Truncate
+from systems.dynamo.group import GroupConfig
 from systems.dynamo.items import Condition, ItemOperation
 from systems.dynamo.messages import CURRENT_FORMAT, LogEntry
 
@@ -34,10 +36,13 @@ __all__ = [
     "DecodedBallot",
     "DecodedLog",
     "WriteAheadLog",
+    "COMPACT_FORMAT",
     "decode_ballot_file",
+    "decode_records",
     "decode_wal",
     "encode_ballot",
     "encode_entry",
+    "encode_records",
 ]
 
 Ballot = tuple[int, str]
@@ -113,23 +118,77 @@ def _operation(data: dict[str, Any]) -> ItemOperation:
 
 
 def encode_entry(entry: LogEntry, checksums: bool = True) -> bytes:
-    """One WAL record holding ``entry``."""
+    """One WAL record holding ``entry``, in the entry's own format (``COMPACT_FORMAT``: v2's)."""
+    if entry.format_version >= COMPACT_FORMAT:
+        return _frame(_compact_payload(entry), checksums)
     operation = None if entry.operation is None else _operation_json(entry.operation)
-    return _frame({"format": entry.format_version, "lsn": entry.lsn, "ballot": entry.ballot,
-                   "operation": operation, "request_id": entry.request_id,
-                   "router": entry.router, "checksum": entry.checksum}, checksums)
+    payload = {"format": entry.format_version, "lsn": entry.lsn, "ballot": entry.ballot,
+               "operation": operation, "request_id": entry.request_id,
+               "router": entry.router, "checksum": entry.checksum}
+    if entry.config is not None:  # a change of the replication group (M9); absent otherwise
+        payload["config"] = entry.config.to_json()
+    return _frame(payload, checksums)
 
 
 def _entry(payload: dict[str, Any], readable: Readable) -> LogEntry:
     version = payload.get("format")
     if not isinstance(version, int) or not readable(version):
         raise _Unreadable(version)
+    if version >= COMPACT_FORMAT:
+        return _compact_entry(payload, version)
     operation = payload["operation"]
     round_, leader = payload["ballot"]
+    config = payload.get("config")
     return LogEntry(lsn=int(payload["lsn"]), ballot=(int(round_), str(leader)),
                     operation=None if operation is None else _operation(operation),
                     request_id=int(payload["request_id"]), router=str(payload["router"]),
-                    format_version=version, checksum=int(payload["checksum"]))
+                    format_version=version, checksum=int(payload["checksum"]),
+                    config=None if config is None else GroupConfig.from_json(config))
+
+
+# Format 2 (M24): the record layout the ``v2`` version introduced (see ``versions.py``). The payload
+# is ``{"format": 2, "entry": [lsn, round, leader, request id, router, checksum, operation, config]}``:
+# one positional list instead of named fields. A node whose version reads only format 1 finds a
+# format it cannot decode and stops there (never guessing at the fields); v2 reads both.
+COMPACT_FORMAT = 2
+
+
+def _compact_payload(entry: LogEntry) -> dict[str, Any]:
+    operation = None if entry.operation is None else _operation_json(entry.operation)
+    config = None if entry.config is None else entry.config.to_json()
+    return {"format": entry.format_version,
+            "entry": [entry.lsn, entry.ballot[0], entry.ballot[1], entry.request_id, entry.router,
+                      entry.checksum, operation, config]}
+
+
+def _compact_entry(payload: dict[str, Any], version: int) -> LogEntry:
+    lsn, round_, leader, request_id, router, checksum, operation, config = payload["entry"]
+    return LogEntry(lsn=int(lsn), ballot=(int(round_), str(leader)),
+                    operation=None if operation is None else _operation(operation),
+                    request_id=int(request_id), router=str(router), format_version=version,
+                    checksum=int(checksum),
+                    config=None if config is None else GroupConfig.from_json(config))
+
+
+def encode_records(entries: tuple[LogEntry, ...], checksums: bool = True) -> bytes:
+    """Entries as consecutive WAL records (v2's ``CompactAppend`` ships its entries this way)."""
+    return b"".join(encode_entry(entry, checksums) for entry in entries)
+
+
+def decode_records(data: bytes, readable: Readable,
+                   checksums: bool = True) -> tuple[LogEntry, ...] | str:
+    """The entries of ``encode_records``, or what is wrong: "torn", "corrupt" or "format"."""
+    entries: list[LogEntry] = []
+    for _, payload in _records(data, checksums):
+        if isinstance(payload, str):
+            return payload
+        try:
+            entries.append(_entry(payload, readable))
+        except _Unreadable:
+            return "format"
+        except (KeyError, TypeError, ValueError):
+            return "corrupt"
+    return tuple(entries)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import Failure, NodeSpec, ProgramFactory, World, param
+from harness import ClientOperation, Failure, NodeSpec, ProgramFactory, SystemTimeline, World, param
 from systems.register.client import Client, Operation
 from systems.register.replica import Replica
 
@@ -84,6 +84,23 @@ class RegisterSystem:
                     "liveness", "no write succeeded during the heal phase: the register did not "
                     "recover once the faults stopped", world.kernel.now_ns))
         return failures
+
+    def timeline(self, world: World) -> SystemTimeline:
+        """For the HTML report: every client operation with its outcome, in true time (a timeout's
+        outcome is unknown: the write may have taken effect)."""
+        operations = []
+        for process, client in enumerate(sorted(self.histories)):
+            for completed_ns, op in self.histories[client]:
+                # The client stamps its own clock; the observer stamped the completion in true time.
+                invoked_ns = max(completed_ns - (op.completed_ns - op.invoked_ns), 0)
+                outcome = "ok" if op.ok else ("unknown" if op.error == "timeout" else "fail")
+                operations.append(ClientOperation(process, client, op.kind, None, op.value if
+                                                  op.kind == "write" else None,
+                                                  op.value if op.kind == "read" else None,
+                                                  invoked_ns, completed_ns, outcome,
+                                                  op.error or None))
+        operations.sort(key=lambda op: (op.invoked_ns, op.process))
+        return SystemTimeline(operations=tuple(operations))
 
     def metrics(self, world: World) -> dict[str, float]:
         operations = [op for history in self.histories.values() for _, op in history]

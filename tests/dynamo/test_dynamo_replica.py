@@ -181,12 +181,12 @@ def test_one_vote_per_round(requested, promised, allowed):
     ("any", {"a": False}, False, None),
     ("any", {"a": False, "c": False}, False, "elect"),
     ("any", {"a": False, "c": True}, False, "suppress"),
-    ("any", {}, True, "elect"),  # nobody vouches for the leader
+    ("any", {}, True, "suppress"),  # heard by nobody: no votes would arrive either
     ("majority", {"a": True}, False, None),
     ("majority", {"a": True}, True, "suppress"),  # the silent peer abstains
     ("majority", {"a": True, "c": False}, False, "elect"),  # a tie elects
     ("majority", {"a": True, "c": True}, False, "suppress"),
-    ("majority", {}, True, "elect"),
+    ("majority", {}, True, "suppress"),
 ])
 def test_peer_check_rules(rule, answers, timed_out, verdict):
     check = PeerCheck(rule, peers=2)
@@ -403,9 +403,20 @@ def test_peer_confirmation_suppresses_or_starts_the_election(rule, answers, supp
     assert r.role == ("follower" if suppressed else "candidate")
 
 
-def test_a_peer_check_with_no_answers_elects_at_the_timeout():
+def test_a_peer_check_with_no_answers_stands_down_at_the_timeout():
+    """Heard by no peer (its inbound traffic lost, S3 fault B): votes could not arrive either, so it
+    stands down instead of fencing a leader the others may still hear."""
     r, _ = replica()
     r.on_timer(2000 * MS, "suspicion")
+    effects = r.on_timer(2200 * MS, "peer-check")
+    assert notes(effects, "election-suppressed") and r.role == "follower"
+    assert not notes(effects, "election-started")
+
+
+def test_a_peer_check_with_one_unhealthy_answer_elects_at_the_timeout():
+    r, _ = replica()
+    r.on_timer(2000 * MS, "suspicion")
+    r.on_message(2100 * MS, "c", LeaderCheckReply(0, "c", False, None, NO_BALLOT))
     effects = r.on_timer(2200 * MS, "peer-check")
     assert notes(effects, "election-started") and r.role == "candidate"
 

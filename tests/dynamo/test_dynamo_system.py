@@ -189,7 +189,8 @@ def test_checksums_reject_corrupt_messages() -> None:
 
 
 def test_vote_without_log_check_is_caught_under_random_faults() -> None:
-    """The election bug needs an unlucky schedule: a random fault profile finds one (seed 5)."""
+    """The election bug needs an unlucky schedule: a random fault profile finds one (seed 3; also 6
+    of seeds 1-8)."""
     from harness import FaultProfile
 
     profile = FaultProfile(crash_per_minute=4, crash_downtime_s_max=8, pause_per_minute=4,
@@ -198,11 +199,12 @@ def test_vote_without_log_check_is_caught_under_random_faults() -> None:
     scenario = dataclasses.replace(targeted("vote-without-log-check", []), duration_s=60,
                                    random_faults=profile)
     scenario = with_config(scenario, bugs={"vote_without_log_check": True})
-    assert failing(run_scenario(scenario, 5)) & {"linearizability", "durability", "committed-reads"}
+    assert failing(run_scenario(scenario, 3)) & {"linearizability", "durability", "committed-reads"}
 
 
 def test_every_planted_bug_has_a_test() -> None:
-    tested = set(BUG_CASES) | {"vote_without_log_check"}
+    # log_replica_counted_twice: caught by the quorum oracle in test_dynamo_healing.py (M9, S7)
+    tested = set(BUG_CASES) | {"vote_without_log_check", "log_replica_counted_twice"}
     assert tested == {field.name for field in dataclasses.fields(Bugs)}
 
 

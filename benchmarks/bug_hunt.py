@@ -1,0 +1,150 @@
+"""Bug-finding power of `graylink fuzz`: every planted bug of the reference system, hunted blind.
+
+For each planted bug (``systems.dynamo.config.Bugs``), the base scenario ``bug_hunt_base.yaml`` (no
+fault, no bug; nothing in it is written for any bug) gets that one bug switched on, and
+``harness.fuzz.fuzz`` explores around it with the default settings: Hypothesis draws scripted faults
+of every kind, maybe a random fault profile, the workload and a simulation seed. On the first
+failure the fuzzer shrinks the scenario and writes it as YAML; the benchmark then runs the shrunk
+scenario once more with the bug switched OFF (same seed): a finding counts as *confirmed* when
+that run passes, i.e. the failure is the bug's and not the faults'.
+
+Printed per bug: found or not, runs, wall time and CPU time (of this process: the machine's
+load does not change it) to the first failure, the shrinker's runs, the shrunk scenario's size
+(fault actions, client operations, fault phase + heal phase), its failing checks, and whether it
+passes with the bug switched off. Then a control: the same fuzzing of the base without any bug,
+which must find nothing.
+
+    python benchmarks/bug_hunt.py                       # every bug, 200 runs each, seed 0
+    python benchmarks/bug_hunt.py --bugs ack_before_quorum,stale_leader_serves --budget 50
+
+The target: every planted bug found within 200 runs, each shrunk to at most 3 fault actions. The
+wall clock is read here, between runs, never inside one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness import load_scenario, run_scenario  # noqa: E402
+from harness.fuzz import FuzzOutcome, FuzzSettings, fuzz, operation_count  # noqa: E402
+from harness.scenario import Scenario  # noqa: E402
+from harness.scenario_shrink import failure_kinds  # noqa: E402
+from systems.dynamo.config import Bugs  # noqa: E402
+
+BASE = Path(__file__).resolve().parent / "bug_hunt_base.yaml"
+TARGET_RUNS, TARGET_FAULTS = 200, 3
+# Deployments are drawn like any fault, but only of builds that are not broken themselves: v2-bad
+# is a defective build (S16) and a one-shot v2 rolled back is S15's failure, both found in the
+# correct system too. Phase R deploys of v1 and v2 (rolling restarts into a compatible build) stay.
+SAFE_DEPLOYS = {"deploy.version": ("v1", "v2"), "deploy.phase": ("read",),
+                "random_faults.deploy_versions": ("v1", "v2"),
+                "random_faults.deploy_phase": ("read",)}
+
+
+def with_bug(base: Scenario, bug: str, on: bool = True) -> Scenario:
+    config = base.system.config
+    config = dataclasses.replace(config, bugs=dataclasses.replace(config.bugs, **{bug: on}))
+    return dataclasses.replace(base, name=f"{base.name}-{bug.replace('_', '-')}",
+                               system=dataclasses.replace(base.system, config=config))
+
+
+def hunt(base: Scenario, bug: str | None, args: argparse.Namespace,
+         budget: int) -> tuple[FuzzOutcome, bool | None]:
+    """Fuzz the base with ``bug`` on (None: the control, no bug) and confirm what is found."""
+    settings = FuzzSettings(budget=budget, seed=args.seed, choices=SAFE_DEPLOYS)
+    label = bug or "control"
+    progress = (lambda text: print(f"  [{label}] {text}", file=sys.stderr, flush=True)) \
+        if args.verbose else None
+    scenario = with_bug(base, bug) if bug else base
+    outcome = fuzz(scenario, settings, report_dir=Path(args.report_dir), progress=progress)
+    confirmed = None
+    if outcome.shrunk is not None and bug is not None:
+        shrunk = outcome.shrunk
+        without = with_bug(shrunk.scenario, bug, on=False)
+        confirmed = run_scenario(without, shrunk.seed).passed
+    return outcome, confirmed
+
+
+def row(bug: str, outcome: FuzzOutcome, confirmed: bool | None) -> list[str]:
+    if outcome.first is None:
+        return [bug, "no", f">{outcome.runs}", f"{outcome.wall_s:.0f}", f"{outcome.cpu_s:.0f}",
+                "-", "-", "-", "-", "-", "-"]
+    first, shrunk = outcome.first, outcome.shrunk
+    assert shrunk is not None
+    size = shrunk.size()
+    operations = operation_count(shrunk.result)
+    return [bug, "yes", str(first.run), f"{first.wall_s:.1f}", f"{first.cpu_s:.1f}",
+            str(outcome.shrink_runs),
+            str(size.fault_actions), "-" if operations is None else str(operations),
+            f"{size.duration_s:g}+{size.heal_s:g}", ",".join(sorted(failure_kinds(shrunk.result))),
+            {True: "yes", False: "NO", None: "-"}[confirmed]]
+
+
+HEADER = ["bug", "found", "runs", "wall s", "CPU s", "shrink runs", "faults", "ops",
+          "duration s", "failing checks", "passes w/o bug"]
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(line, widths)) + " |"
+             for line in [HEADER, *rows]]
+    lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=TARGET_RUNS, help="runs per bug (200)")
+    parser.add_argument("--seed", type=int, default=0, help="Hypothesis's seed (0)")
+    parser.add_argument("--bugs", help="comma-separated bugs (default: every planted bug)")
+    parser.add_argument("--report-dir", default="reports/bug-hunt",
+                        help="where the shrunk scenarios go (reports/bug-hunt)")
+    parser.add_argument("--control", type=int, default=100,
+                        help="runs of the same fuzzing on the base without any bug, which must "
+                             "find nothing (100; 0 to skip)")
+    parser.add_argument("--verbose", action="store_true", help="a progress line per run")
+    args = parser.parse_args()
+    names = [field.name for field in dataclasses.fields(Bugs)]
+    bugs = names if not args.bugs else [name.strip() for name in args.bugs.split(",")]
+    unknown = sorted(set(bugs) - set(names))
+    if unknown:
+        parser.error(f"unknown bug(s) {', '.join(unknown)}; planted bugs: {', '.join(names)}")
+    base = load_scenario(BASE)
+    print(f"python benchmarks/bug_hunt.py --budget {args.budget} --seed {args.seed} "
+          f"--control {args.control}")
+    rows, met = [], True
+    started = time.perf_counter()
+    for bug in bugs:
+        outcome, confirmed = hunt(base, bug, args, args.budget)
+        rows.append(row(bug, outcome, confirmed))
+        print(" ".join(rows[-1]), file=sys.stderr, flush=True)
+        size = outcome.shrunk.size().fault_actions if outcome.shrunk is not None else None
+        met &= outcome.first is not None and outcome.first.run <= TARGET_RUNS and \
+            size is not None and size <= TARGET_FAULTS and bool(confirmed)
+    control = None
+    if args.control:
+        control, _ = hunt(base, None, args, args.control)
+        met &= control.first is None
+    print(table(rows))
+    if control is not None:
+        verdict = ("nothing found" if control.first is None else
+                   f"FOUND a failure at run {control.first.run}: {control.path}")
+        print(f"control (no bug, same settings): {verdict} in {control.runs} runs "
+              f"({control.wall_s:.0f} s)")
+    found = sum(line[1] == "yes" for line in rows)
+    print(f"{found} of {len(rows)} planted bugs found in {time.perf_counter() - started:.0f} s; "
+          f"target (found within {TARGET_RUNS} runs, shrunk to <= {TARGET_FAULTS} fault actions, "
+          f"passing without the bug): {'met' if met else 'NOT met'}")
+    print(f"shrunk scenarios: {args.report_dir}/")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

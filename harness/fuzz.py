@@ -1,0 +1,470 @@
+"""Fuzzing around a scenario: Hypothesis draws faults, workload and knobs; the simulator the rest.
+
+Theory of operation. ``fuzz(base, settings)`` keeps the base scenario's topology, system, network,
+disk and phases, and lets Hypothesis draw, per run, a scenario around it (``harness.strategies``:
+scripted faults of every kind in ``FAULT_KINDS`` aimed at the topology's nodes and the system's node
+selectors, maybe a random fault profile, and the ``vary`` sections of the system's config, by
+default its ``workload``) plus an integer simulation seed. The simulator draws everything else
+(every message's delay, every client's keys) from that seed: a Hypothesis test case holds a few
+thousand choices, a run makes millions. Each run is judged by every checker the system has (the
+base's expectations and variants are dropped: they describe the base's own story).
+
+Guided search: after each run, ``hypothesis.target`` is told the run's signals (by default the
+metrics ``elections``, ``time_without_leader_s``, ``unavailable_s``, ``operations.info``… that the
+system reports), so Hypothesis's targeting phase pushes towards runs with more elections and more
+unavailability, where bugs live.
+
+On the first failing run, Hypothesis stops (its generation phase only, by default) and the
+scenario shrinker (``harness.scenario_shrink``) reduces the failing scenario, keeping its seed,
+to few fault actions, few clients and a short run; ``hypothesis_shrink_runs > 0`` lets Hypothesis's
+own shrinker go first, for that many runs. The shrunk scenario is written as YAML, with its seed,
+to the report directory, then loaded back from that file and run again: the report says whether
+the file reproduces the failure (same failing checks, same trace digest).
+
+Determinism. Hypothesis runs with ``@seed(settings.seed)``, ``database=None`` (no example
+database: nothing from an earlier run is replayed), no deadline and no health checks, so the same
+``--seed`` explores the same cases in the same order; ``FuzzOutcome.exploration_digest`` (SHA-256
+of every explored case's YAML and seed) proves it. ``--budget N`` is therefore fully reproducible;
+``--time S`` explores the same sequence but stops where the wall clock says, which is read only
+between runs, never inside one. The same Hypothesis version is needed for the same sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed as hypothesis_seed
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis import target as hypothesis_target
+from hypothesis.errors import Unsatisfiable
+
+from harness.result import Result
+from harness.scenario import Scenario
+from harness.scenario_loader import load_scenario
+from harness.scenario_shrink import (ScenarioShrinker, ScenarioSize, failure_kinds,
+                                     primary_kind, same_failure, scenario_size)
+from harness.scenario_writer import scenario_to_yaml
+from harness.simulation import Simulation
+from harness.strategies import FaultSpace, scenarios
+from harness.system import resolve_system_class
+
+__all__ = ["DEFAULT_TARGETS", "Finding", "FuzzOutcome", "FuzzSettings", "fuzz"]
+
+# Signals Hypothesis's targeting maximises, where the system reports them.
+DEFAULT_TARGETS = ("elections", "elections.spurious", "time_without_leader_s", "unavailable_s",
+                   "operations.info", "longest_quiet_s")
+_SEED_RANGE = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class FuzzSettings:
+    """How to fuzz. Exactly one of ``budget`` (runs) and ``time_s`` (wall seconds) is usually given;
+    with both, whichever ends first."""
+
+    budget: int | None = 100
+    time_s: float | None = None
+    seed: int = 0  # Hypothesis's seed: the same seed explores the same cases
+    max_faults: int = 6  # scripted faults per run (a random profile may add more)
+    kinds: tuple[str, ...] | None = None  # fault kinds or families to draw; None: all
+    vary: tuple[str, ...] = ("workload",)  # config fields drawn (those the system's config has)
+    random_faults: bool = True  # also draw random fault profiles
+    keep_faults: bool = False  # keep the base scenario's scripted faults and add drawn ones
+    targets: tuple[str, ...] | None = None  # metrics for hypothesis.target; None: DEFAULT_TARGETS
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # "kind.field" → values
+    shrink: bool = True  # run the scenario shrinker on a failure
+    max_shrink_runs: int = 150
+    hypothesis_shrink_runs: int = 0  # let Hypothesis's own shrinker spend this many runs first
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failing run: the scenario, its seed, its result, and when the fuzzer got there."""
+
+    scenario: Scenario
+    seed: int
+    result: Result
+    run: int  # 1-based, counting simulations of the exploration
+    wall_s: float  # since the fuzzing started
+    cpu_s: float = 0.0  # CPU time of this process since the fuzzing started (load-independent)
+
+    def size(self) -> ScenarioSize:
+        return scenario_size(self.scenario, self.seed)
+
+
+@dataclass
+class FuzzOutcome:
+    """What a fuzzing session did."""
+
+    base: Scenario
+    settings: FuzzSettings
+    runs: int = 0  # simulations while exploring (the baseline run not counted)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    stopped: str = "budget"  # budget | time | failure | exhausted | interrupted
+    exploration_digest: str = ""
+    message_types: tuple[str, ...] = ()
+    first: Finding | None = None  # the first failing run
+    shrunk: Finding | None = None  # the smallest failing scenario found
+    shrink_runs: int = 0
+    shrink_wall_s: float = 0.0
+    path: Path | None = None  # the YAML written
+    reproduced: bool | None = None  # the file, loaded and run again, fails the same way
+    reproduction: Result | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.first is not None
+
+
+class _Failed(Exception):
+    """Raised inside the Hypothesis test for a failing run (Hypothesis then stops or shrinks)."""
+
+
+class _OutOfTime(BaseException):
+    """Raised inside the Hypothesis test when ``time_s`` is spent; not an Exception, so Hypothesis
+    does not take it for a failure and lets it through."""
+
+
+def _stripped(scenario: Scenario) -> Scenario:
+    return dataclasses.replace(scenario, expectations=(), variants=(), variant_name=None)
+
+
+def run_case(scenario: Scenario, seed: int) -> Result:
+    """One run of a drawn scenario."""
+    return Simulation(scenario, seed).run()
+
+
+def observe_message_types(scenario: Scenario, seed: int) -> tuple[Result, tuple[str, ...]]:
+    """Run ``scenario`` and return the type names of the messages its nodes sent (what a gray link's
+    ``message_type`` may name). Observing does not change the run."""
+    simulation = Simulation(scenario, seed)
+    network = simulation.world.network
+    seen: dict[str, None] = {}
+    send = network.send
+
+    def observed_send(source: str, destination: str, message: Any, *args: Any, **kwargs: Any
+                      ) -> None:
+        seen.setdefault(type(message).__name__, None)
+        send(source, destination, message, *args, **kwargs)
+
+    network.send = observed_send  # type: ignore[method-assign]
+    result = simulation.run()
+    return result, tuple(sorted(seen))
+
+
+def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
+         report_dir: str | Path | None = "reports",
+         progress: Callable[[str], None] | None = None,
+         run: Callable[[Scenario, int], Result] = run_case) -> FuzzOutcome:
+    """Explore around ``base`` (see the module's docstring); on a failure, shrink it and write it."""
+    settings = settings or FuzzSettings()
+    say = progress or (lambda text: None)
+    if base.variants:
+        raise ValueError(f"{base.name!r} has variants ({', '.join(v.name for v in base.variants)});"
+                         f" fuzz one of them: scenario.variant(NAME)")
+    base = _stripped(base)
+    outcome = FuzzOutcome(base=base, settings=settings)
+    system_class = resolve_system_class(base.system.use)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    baseline, outcome.message_types = observe_message_types(base, base.seed)
+    say(f"baseline: {base.name} seed {base.seed} {'passed' if baseline.passed else 'FAILED'}; "
+        f"message types seen: {', '.join(outcome.message_types) or 'none'}")
+    space = FaultSpace.of(base, system_class=system_class, message_types=outcome.message_types,
+                          kinds=settings.kinds, bounds=settings.bounds,
+                          choices=settings.choices)
+    drawn = st.tuples(scenarios(base, space=space, vary=settings.vary,
+                                min_faults=min(1, settings.max_faults),
+                                max_faults=settings.max_faults,
+                                random_faults=settings.random_faults,
+                                keep_faults=settings.keep_faults),
+                      st.integers(0, _SEED_RANGE))
+    explorer = _Explorer(settings, run, say, started, cpu_started)
+    if not baseline.passed:  # the scenario as written already fails: that is the finding
+        explorer.first = Finding(base, base.seed, baseline, 0, time.perf_counter() - started,
+                                 time.process_time() - cpu_started)
+        explorer.stopped = "failure"
+    else:
+        try:
+            explorer.explore(drawn)
+        except KeyboardInterrupt:
+            outcome.stopped = "interrupted"
+    outcome.runs, outcome.first = explorer.runs, explorer.first
+    outcome.exploration_digest = explorer.digest.hexdigest()[:16]
+    if outcome.stopped != "interrupted":
+        outcome.stopped = explorer.stopped
+    outcome.wall_s = time.perf_counter() - started
+    outcome.cpu_s = time.process_time() - cpu_started
+    if outcome.first is None or outcome.stopped == "interrupted":
+        return outcome
+    found = explorer.smallest or outcome.first
+    outcome.shrunk = found
+    if settings.shrink:
+        shrink_started = time.perf_counter()
+        shrinker = ScenarioShrinker(found.scenario, found.seed, found.result, run,
+                                    base_config=base.system.config,
+                                    max_runs=settings.max_shrink_runs, progress=say)
+        try:
+            scenario, result = shrinker.shrink()
+        except KeyboardInterrupt:
+            scenario, result = shrinker.best, shrinker.best_result
+            outcome.stopped = "interrupted"
+        outcome.shrink_runs = shrinker.runs
+        outcome.shrink_wall_s = time.perf_counter() - shrink_started
+        outcome.shrunk = Finding(scenario, shrinker.seed, result, found.run, found.wall_s,
+                                 found.cpu_s)
+    if report_dir is not None:
+        outcome.path = write_finding(outcome, report_dir)
+        outcome.reproduction = _rerun(outcome.path)
+        reference = outcome.shrunk.result
+        outcome.reproduced = (not outcome.reproduction.passed
+                              and failure_kinds(outcome.reproduction) == failure_kinds(reference)
+                              and outcome.reproduction.trace_digest == reference.trace_digest)
+    outcome.wall_s = time.perf_counter() - started
+    outcome.cpu_s = time.process_time() - cpu_started
+    return outcome
+
+
+class _Explorer:
+    """The Hypothesis side: runs drawn cases, feeds targets, remembers the first failure."""
+
+    def __init__(self, settings: FuzzSettings, run: Callable[[Scenario, int], Result],
+                 say: Callable[[str], None], started: float, cpu_started: float) -> None:
+        self.settings, self._run, self._say, self._started = settings, run, say, started
+        self._cpu_started = cpu_started
+        self.runs = 0
+        self.first: Finding | None = None
+        self.smallest: Finding | None = None  # with Hypothesis shrinking: its latest failure
+        self.stopped = "budget"
+        self.digest = hashlib.sha256()
+        self._results: dict[tuple[str, int], Result] = {}
+        self._shrink_runs = 0
+
+    def explore(self, drawn: st.SearchStrategy[tuple[Scenario, int]]) -> None:
+        settings = self.settings
+        phases = [Phase.generate, Phase.target]
+        if settings.hypothesis_shrink_runs > 0:
+            phases.append(Phase.shrink)
+        budget = settings.budget if settings.budget is not None else 10**9
+
+        @hypothesis_seed(settings.seed)
+        @hypothesis_settings(max_examples=budget, database=None, deadline=None,
+                             derandomize=False, phases=phases, report_multiple_bugs=False,
+                             suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+                             print_blob=False)
+        @given(drawn)
+        def explore(case: tuple[Scenario, int]) -> None:
+            self.case(*case)
+
+        try:
+            explore()
+        except _OutOfTime:
+            self.stopped = "time"
+        except _Failed:
+            self.stopped = "failure"
+        except Unsatisfiable:  # every case Hypothesis could draw was already run
+            self.stopped = "exhausted"
+        except Exception:  # noqa: BLE001 - Hypothesis may wrap ours; a found failure is what counts
+            if self.first is None:
+                raise
+            self.stopped = "failure"
+        else:
+            if settings.budget is not None and self.runs < settings.budget:
+                self.stopped = "exhausted"  # Hypothesis found no new case to try
+
+    def case(self, scenario: Scenario, seed: int) -> None:
+        key = (scenario_to_yaml(scenario), seed)
+        result = self._results.get(key)
+        if result is None:
+            result = self._new_run(scenario, seed, key)
+            if result is None:
+                return  # Hypothesis's shrinking budget is spent: counts as passing
+        elif result.passed:
+            reject()  # drawn again (a mutation): not a new case, not counted against the budget
+        if self._fails(result):
+            # The one place a failure is raised: Hypothesis tells failures apart by where they
+            # are raised, and its final replay of a failing case comes through here too.
+            raise _Failed(result.failures[0].describe() if result.failures else result.reason)
+
+    def _fails(self, result: Result) -> bool:
+        """A failure; while Hypothesis shrinks, only the same failure as the first counts."""
+        if self.first is None:
+            return not result.passed
+        return same_failure(result, primary_kind(self.first.result))
+
+    def _new_run(self, scenario: Scenario, seed: int, key: tuple[str, int]) -> Result | None:
+        if self.first is not None:  # Hypothesis is shrinking
+            if self._shrink_runs >= self.settings.hypothesis_shrink_runs:
+                return None
+            self._shrink_runs += 1
+        elif self._out_of_time():
+            raise _OutOfTime
+        result = self._run(scenario, seed)
+        if result.reason == "interrupted":
+            raise KeyboardInterrupt
+        self._results[key] = result
+        if self.first is None:
+            self.runs += 1
+            self.digest.update(f"{seed}\n{key[0]}\0".encode())
+        self._report(scenario, seed, result)
+        self._target(result)
+        if self._fails(result):
+            finding = Finding(scenario, seed, result, self.runs,
+                              time.perf_counter() - self._started,
+                              time.process_time() - self._cpu_started)
+            if self.first is None:
+                self.first = finding
+            self.smallest = finding
+        return result
+
+    def _out_of_time(self) -> bool:
+        limit = self.settings.time_s
+        return limit is not None and time.perf_counter() - self._started >= limit
+
+    def _target(self, result: Result) -> None:
+        names = self.settings.targets if self.settings.targets is not None else DEFAULT_TARGETS
+        for name in names:
+            value = result.metrics.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                hypothesis_target(float(value), label=name)
+
+    def _report(self, scenario: Scenario, seed: int, result: Result) -> None:
+        size = scenario_size(scenario)
+        if self.first is None:
+            budget = f"/{self.settings.budget}" if self.settings.budget is not None else ""
+            label = f"run {self.runs}{budget}"
+        else:
+            label = f"hypothesis shrink run {self._shrink_runs}"
+        verdict = "passed" if result.passed else \
+            f"FAILED ({', '.join(sorted(failure_kinds(result))) or result.reason})"
+        signals = ", ".join(f"{name}={result.metrics[name]:g}" for name in
+                            ("elections", "time_without_leader_s") if name in result.metrics)
+        self._say(f"{label}: seed {seed}, {size.describe()}: {verdict}"
+                  + (f" [{signals}]" if signals else ""))
+
+
+# -- the written scenario ---------------------------------------------------------------------------
+def finding_name(base: Scenario, finding: Finding) -> str:
+    return f"{base.name}-fuzz-seed{finding.seed}"
+
+
+def write_finding(outcome: FuzzOutcome, report_dir: str | Path) -> Path:
+    """The shrunk failing scenario as YAML, its seed as the file's seed, ready for ``graylink run``;
+    its text report beside it."""
+    assert outcome.shrunk is not None and outcome.first is not None
+    shrunk, first, base = outcome.shrunk, outcome.first, outcome.base
+    kinds = ", ".join(sorted(failure_kinds(shrunk.result)))
+    source = base.source or base.name
+    command = f"graylink fuzz {source} --seed {outcome.settings.seed}"
+    description = (
+        f"Found by `{command}` "
+        f"{f'at run {first.run}' if first.run else 'in its baseline run'} "
+        f"({first.wall_s:.1f} s): {kinds} failed.\n"
+        f"Shrunk from {first.size().describe()}\n"
+        f"to {shrunk.size().describe()}.\n"
+        f"`graylink run` on this file reproduces it (exit 1). To keep it as a regression test, "
+        f"add `expect: [check <name> passes]` once fixed.\n")
+    if base.description:
+        description += f"\nThe scenario it was fuzzed from:\n{base.description}"
+    scenario = dataclasses.replace(shrunk.scenario, name=finding_name(base, shrunk),
+                                   description=description, seed=shrunk.seed, source=None)
+    directory = Path(report_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{_slug(scenario.name)}.yaml"
+    path.write_text(scenario_to_yaml(scenario), encoding="utf-8")
+    path.with_suffix(".txt").write_text(shrunk.result.render_text() + "\n", encoding="utf-8")
+    return path
+
+
+def _rerun(path: Path) -> Result:
+    """The written file, loaded as ``graylink run`` loads it, run with its own seed."""
+    scenario = load_scenario(path)
+    return Simulation(scenario, scenario.seed).run()
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "scenario"
+
+
+# -- the summary ------------------------------------------------------------------------------------
+def render_summary(outcome: FuzzOutcome, command: str) -> str:
+    lines = [command]
+    settings = outcome.settings
+    if outcome.first is None:
+        verdict = {"interrupted": "INTERRUPTED", "time": "PASSED (time budget spent)",
+                   "exhausted": "PASSED (Hypothesis found no new case to try)"}.get(
+            outcome.stopped, "PASSED")
+        lines.append(f"{verdict}: no failure in {outcome.runs} runs ({outcome.wall_s:.1f} s)")
+    else:
+        first, shrunk = outcome.first, outcome.shrunk
+        assert shrunk is not None
+        where = (f"at run {first.run}" if first.run else "in the scenario as written (its "
+                 "baseline run), before any exploration")
+        lines.append(f"FAILED: {', '.join(sorted(failure_kinds(first.result)))} failed {where} "
+                     f"({first.wall_s:.1f} s, {first.cpu_s:.1f} s CPU), simulation seed "
+                     f"{first.seed}")
+        lines.append(f"  first failing scenario: {first.size().describe()}")
+        if settings.shrink:
+            lines.append(f"  shrunk in {outcome.shrink_runs} runs ({outcome.shrink_wall_s:.1f} s) "
+                         f"to: {shrunk.size().describe()}"
+                         + _operations(shrunk.result))
+        for scheduled in shrunk.scenario.faults:
+            lines.append(f"    {scheduled.describe()}")
+        for failure in shrunk.result.failures[:3]:
+            lines.append("  " + failure.describe().splitlines()[0])
+        if outcome.path is not None:
+            lines.append(f"  written: {outcome.path} (and {outcome.path.with_suffix('.txt').name})")
+            state = ("reproduces the failure, same trace digest" if outcome.reproduced else
+                     "DOES NOT reproduce the failure exactly (a nondeterminism bug: please report)")
+            lines.append(f"  graylink run {outcome.path}: {state}")
+    lines.append(f"  exploration digest {outcome.exploration_digest} over {outcome.runs} runs "
+                 f"(the same --seed explores the same cases)")
+    return "\n".join(lines)
+
+
+def _operations(result: Result) -> str:
+    count = operation_count(result)
+    return "" if count is None else f", {count} operations"
+
+
+def operation_count(result: Result) -> int | None:
+    """Client operations of the run, where the system reports them (``operations.ok`` etc.)."""
+    parts = [result.metrics.get(f"operations.{outcome}") for outcome in ("ok", "fail", "info")]
+    if all(isinstance(part, (int, float)) for part in parts):
+        return int(sum(parts))  # type: ignore[arg-type]
+    return None
+
+
+def parse_choices(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``kind.field=A,B`` items (the CLI's ``--choices``): the field is drawn from those values."""
+    choices: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        words = tuple(word.strip() for word in values.split(",") if word.strip())
+        if not (sep and name.strip() and words):
+            raise ValueError(f"--choices {item!r}: write FIELD=A,B, e.g. deploy.version=v1,v2")
+        choices[name.strip()] = words
+    return choices
+
+
+def parse_bounds(items: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """``kind.field=LOW:HIGH`` items (the CLI's ``--bound``)."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for item in items:
+        name, sep, span = item.partition("=")
+        low, colon, high = span.partition(":")
+        try:
+            if not (sep and colon and name):
+                raise ValueError
+            bounds[name.strip()] = (float(low), float(high))
+        except ValueError:
+            raise ValueError(f"--bound {item!r}: write FIELD=LOW:HIGH, e.g. "
+                             f"clock_drift.drift_ppm=-50000:50000") from None
+    return bounds

@@ -1,0 +1,353 @@
+"""Shrinking a failing scenario to one a person can read: few faults, few clients, a short run.
+
+Theory of operation. A failing run is a scenario and a seed. The shrinker keeps the seed and tries
+smaller scenarios, one simulation each, keeping a candidate when it still fails *the same way*: it
+fails of the original's first reported failure (``primary_kind``: a checker's name,
+``exception``…; a system's checkers come safety first), so shrinking does not slide from the bug
+it found to, say, a convergence failure of a run made too short. The heal phase is never
+shortened, for the same reason: it is the time the system is given to converge. Passes, in order:
+
+1. **materialise** the random fault profile: expand it, from the seed, into the scripted faults it
+   stands for (the same draws ``Simulation`` makes), so each of them can be removed on its own; a
+   baseline message loss stays in a profile of its own;
+2. **delta-debug the faults** (ddmin: drop halves, then quarters, … then single faults), then drop
+   the baseline loss;
+3. **shorten the run**: the fault phase just past the last fault's end (or to half);
+4. **fewer clients**: every ``clients`` field of the system's config, smallest first;
+5. **simpler knobs**: each drawn config field back to the base scenario's value (a value equal to
+   its default is not even written in the YAML);
+6. **simpler faults**: each fault's fields back to their defaults, its time to a whole second;
+7. faults again (a simpler run may need fewer of them);
+8. **reseed**: if two or more faults remain, try dropping each of them under simulation seeds 0,
+   1 and 2; one that still fails the same way is kept with its seed, and the faults are
+   delta-debugged again (the interleaving is part of the test case: Hypothesis shrinks its seed
+   too).
+
+Every pass stops early when the run budget (``max_runs``) is spent; results are cached by
+(scenario, seed), so no candidate is run twice. Why not Hypothesis's own shrinker: it shrinks the
+choice sequence that drew the scenario, and each of its steps is a whole simulation (about a
+second); it typically needs hundreds. These passes know the scenario's structure and need tens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.result import Result
+from harness.scenario import Scenario
+from harness.scenario_writer import scenario_to_yaml
+from harness.system import resolve_system_class
+from harness.timeline import FaultProfile, ScheduledFault, expand_profile
+from harness.world import World
+
+__all__ = ["ScenarioShrinker", "failure_kinds", "materialise_profile", "primary_kind",
+           "same_failure", "scenario_size"]
+
+Runner = Callable[[Scenario, int], Result]
+
+
+def failure_kinds(result: Result) -> frozenset[str]:
+    """What a failing run failed of: the kinds of its failures (checker names, ``exception``…)."""
+    return frozenset(failure.kind for failure in result.failures)
+
+
+def primary_kind(result: Result) -> str:
+    """The failure a shrunk run must keep: the first the run reports (the system's own check,
+    then its checkers in their order: safety before convergence and liveness), else its reason."""
+    return result.failures[0].kind if result.failures else result.reason
+
+
+def same_failure(result: Result, primary: str) -> bool:
+    """``result`` fails, and fails of ``primary`` among whatever else."""
+    return not result.passed and (primary in failure_kinds(result) or primary == result.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSize:
+    """How big a scenario is for a reader."""
+
+    fault_actions: int  # scripted faults, plus the faults a random profile would draw
+    random_rates: int  # rates of the random profile that are switched on
+    clients: int | None  # the system config's ``clients``, if it has one
+    duration_s: float
+    heal_s: float
+
+    def describe(self) -> str:
+        parts = [f"{self.fault_actions} fault action{'s' * (self.fault_actions != 1)}"]
+        if self.random_rates:
+            parts.append(f"{self.random_rates} random-fault rate{'s' * (self.random_rates != 1)}")
+        if self.clients is not None:
+            parts.append(f"{self.clients} client{'s' * (self.clients != 1)}")
+        parts.append(f"{self.duration_s:g} s + {self.heal_s:g} s heal")
+        return ", ".join(parts)
+
+
+def scenario_size(scenario: Scenario, seed: int | None = None) -> ScenarioSize:
+    """The size of ``scenario``; with ``seed``, a random profile counts the faults it draws."""
+    profile = scenario.random_faults
+    rates = 0 if profile is None else sum(
+        1 for item in dataclasses.fields(profile)
+        if item.name.endswith(("_per_minute", "skew_ms_max")) and getattr(profile, item.name) > 0)
+    actions = len(scenario.faults)
+    if rates and seed is not None:
+        actions += len(_expanded(scenario, seed))
+    return ScenarioSize(actions, rates, _clients(scenario.system.config), scenario.duration_s,
+                        scenario.heal_s)
+
+
+def _clients(config: Any) -> int | None:
+    for path in _client_paths(config):
+        value = _get(config, path)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _client_paths(config: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of every field named ``clients`` in a (nested) dataclass config."""
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if item.name == "clients" and isinstance(value, int) and not isinstance(value, bool):
+            yield prefix + (item.name,)
+        elif dataclasses.is_dataclass(value):
+            yield from _client_paths(value, prefix + (item.name,))
+
+
+def _get(config: Any, path: Sequence[str]) -> Any:
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def _set(config: Any, path: Sequence[str], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(config, **{path[0]: value})
+    return dataclasses.replace(config, **{path[0]: _set(getattr(config, path[0]), path[1:], value)})
+
+
+def _leaf_paths(config: Any, base: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Paths of the config's leaf fields whose value differs from ``base``'s."""
+    for item in dataclasses.fields(config):
+        value, old = getattr(config, item.name), getattr(base, item.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type) and \
+                type(value) is type(old):
+            yield from _leaf_paths(value, old, prefix + (item.name,))
+        elif value != old:
+            yield prefix + (item.name,)
+
+
+# -- materialising a random profile ------------------------------------------------------------------
+def _expanded(scenario: Scenario, seed: int) -> list[ScheduledFault]:
+    """The faults ``Simulation`` would draw from the scenario's random profile with ``seed``: the
+    same world (the system's set-up adds its nodes) and the same stream, ``faults/random``."""
+    profile = scenario.random_faults
+    if profile is None:
+        return []
+    world = World(seed, scenario.topology, link=scenario.link, disk=scenario.disk)
+    spec = scenario.system
+    system = resolve_system_class(spec.use)(spec.config if spec.config is not None else {})
+    world.system = system
+    system.setup(world)
+    return expand_profile(profile, world, world.rng.fork("faults/random"), 0.0, scenario.duration_s)
+
+
+def materialise_profile(scenario: Scenario, seed: int) -> Scenario:
+    """The scenario with its random profile's faults written out as scripted faults (the baseline
+    loss, which is not a fault action, stays in a profile of its own)."""
+    profile = scenario.random_faults
+    if profile is None:
+        return scenario
+    drawn = _expanded(scenario, seed)
+    loss = profile.loss_probability
+    rest = FaultProfile(loss_probability=loss) if loss > 0 else None
+    faults = tuple(sorted(scenario.faults + tuple(drawn), key=lambda item: item.at_s))
+    return dataclasses.replace(scenario, faults=faults, random_faults=rest)
+
+
+# -- the shrinker ---------------------------------------------------------------------------------------
+class ScenarioShrinker:
+    """Shrinks ``scenario`` (failing with ``seed``, as ``result`` shows) by the passes above;
+    ``best``, ``seed`` and ``best_result`` are the smallest failing run so far.
+
+    ``run(scenario, seed)`` runs one simulation; ``base_config`` is the config the varied fields go
+    back to; ``progress(text)`` is told about each kept step."""
+
+    def __init__(self, scenario: Scenario, seed: int, result: Result, run: Runner, *,
+                 base_config: Any = None, max_runs: int = 150,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.best, self.seed, self.best_result = scenario, seed, result
+        self.primary = primary_kind(result)
+        self._run = run
+        self.base_config = base_config
+        self.max_runs = max_runs
+        self.runs = 0
+        self._progress = progress or (lambda text: None)
+        self._cache: dict[str, Result | None] = {f"{seed}\n{scenario_to_yaml(scenario)}": result}
+
+    @property
+    def exhausted(self) -> bool:
+        return self.runs >= self.max_runs
+
+    def fails(self, candidate: Scenario, seed: int | None = None) -> bool:
+        """Run ``candidate`` (with ``seed``, default the current one); if it fails the same way,
+        it becomes the best so far, with that seed."""
+        seed = self.seed if seed is None else seed
+        key = f"{seed}\n{scenario_to_yaml(candidate)}"
+        if key in self._cache:
+            cached = self._cache[key]
+            if cached is not None:
+                self.best, self.best_result, self.seed = candidate, cached, seed
+            return cached is not None
+        if self.exhausted:
+            return False
+        self.runs += 1
+        result = self._run(candidate, seed)
+        if result.reason == "interrupted":
+            raise KeyboardInterrupt
+        failed = same_failure(result, self.primary)
+        self._cache[key] = result if failed else None
+        if failed:
+            self.best, self.best_result, self.seed = candidate, result, seed
+            self._progress(f"shrink run {self.runs}: still fails "
+                           f"({', '.join(sorted(failure_kinds(result)))}): "
+                           f"{scenario_size(candidate).describe()}")
+        return failed
+
+    def shrink(self) -> tuple[Scenario, Result]:
+        self._materialise()
+        self._faults()
+        self._drop_loss()
+        self._duration()
+        self._clients()
+        self._knobs()
+        self._simplify_faults()
+        self._faults()
+        self._reseed()
+        return self.best, self.best_result
+
+    def _reseed(self, seeds: Sequence[int] = (0, 1, 2)) -> None:
+        """When no fault can go with this seed, try dropping each with a few other seeds: a bug
+        that needs four faults under one interleaving may need two under another."""
+        if len(self.best.faults) < 2:
+            return
+        for seed in seeds:
+            if seed == self.seed:
+                continue
+            faults = self.best.faults
+            for index in range(len(faults)):
+                if self.exhausted:
+                    return
+                candidate = dataclasses.replace(self.best, faults=faults[:index] + faults[index + 1:])
+                if self.fails(candidate, seed):
+                    self._progress(f"reseeded: simulation seed {seed}")
+                    self._faults()
+                    return
+
+    # -- passes ---------------------------------------------------------------------------------------
+    def _materialise(self) -> None:
+        profile = self.best.random_faults
+        if profile is None or self.exhausted:
+            return
+        candidate = materialise_profile(self.best, self.seed)
+        if candidate != self.best:
+            self.fails(candidate)
+
+    def _faults(self) -> None:
+        """ddmin over the scripted faults: drop chunks, halving the chunk size down to one."""
+        chunks = 2
+        while len(self.best.faults) > 0 and not self.exhausted:
+            faults = self.best.faults
+            size = math.ceil(len(faults) / chunks)
+            removed = False
+            for start in range(0, len(faults), size):
+                candidate = faults[:start] + faults[start + size:]
+                if self.fails(dataclasses.replace(self.best, faults=candidate)):
+                    removed = True
+                    break
+            if removed:
+                chunks = max(chunks - 1, 2)
+            elif size == 1:
+                break
+            else:
+                chunks = min(chunks * 2, len(faults))
+
+    def _drop_loss(self) -> None:
+        if self.best.random_faults is not None and not self.exhausted:
+            self.fails(dataclasses.replace(self.best, random_faults=None))
+
+    def _duration(self) -> None:
+        scenario = self.best
+        if scenario.random_faults is not None and scenario.random_faults != FaultProfile(
+                loss_probability=scenario.random_faults.loss_probability):
+            return  # a live random profile draws over the whole phase: its length is its content
+        last_start = max((item.at_s for item in scenario.faults), default=0.0)
+        last_end = max((item.at_s + (item.fault.duration_s or 0.0) for item in scenario.faults),
+                       default=0.0)
+        floor = math.floor(last_start) + 1
+        candidates = sorted({max(floor, math.ceil(last_end) + extra) for extra in (1, 5)}
+                            | {max(floor, math.ceil(scenario.duration_s / 2))})
+        for duration in candidates:
+            if duration < scenario.duration_s and self.fails(
+                    dataclasses.replace(self.best, duration_s=float(duration))):
+                break
+
+    def _clients(self) -> None:
+        config = self.best.system.config
+        for path in list(_client_paths(config)):
+            current = _get(self.best.system.config, path)
+            for count in sorted({1, 2, current // 4, current // 2}):
+                if 0 < count < current and self.fails(self._with_config(
+                        _set(self.best.system.config, path, count))):
+                    break
+
+    def _knobs(self) -> None:
+        base, config = self.base_config, self.best.system.config
+        if base is None or type(base) is not type(config) or not dataclasses.is_dataclass(config):
+            return
+        paths = list(_leaf_paths(config, base))
+        if not paths or self.exhausted:
+            return
+        reset = config
+        for path in paths:
+            if path[-1] != "clients":
+                reset = _set(reset, path, _get(base, path))
+        if reset != config and self.fails(self._with_config(reset)):
+            return
+        for path in paths:
+            if path[-1] != "clients":
+                self.fails(self._with_config(_set(self.best.system.config, path, _get(base, path))))
+
+    def _simplify_faults(self) -> None:
+        """Each fault's fields back to their defaults, one at a time, then its time to a whole
+        second (kept one by one, cumulatively)."""
+        for index in range(len(self.best.faults)):
+            if index >= len(self.best.faults) or self.exhausted:
+                return
+            fault = self.best.faults[index].fault
+            for item in dataclasses.fields(fault):  # type: ignore[arg-type]
+                if item.default is dataclasses.MISSING or "param" not in item.metadata or \
+                        getattr(fault, item.name) == item.default:
+                    continue
+                current = self.best.faults[index]
+                self._replace_fault(index, ScheduledFault(current.at_s, dataclasses.replace(
+                    current.fault, **{item.name: item.default})))
+            current = self.best.faults[index]
+            if current.at_s != math.floor(current.at_s):
+                self._replace_fault(index, ScheduledFault(float(math.floor(current.at_s)),
+                                                          current.fault))
+
+    def _replace_fault(self, index: int, scheduled: ScheduledFault) -> bool:
+        faults = list(self.best.faults)
+        faults[index] = scheduled
+        return self.fails(dataclasses.replace(self.best, faults=tuple(faults)))
+
+    def _with_config(self, config: Any) -> Scenario:
+        return dataclasses.replace(self.best, system=dataclasses.replace(self.best.system,
+                                                                         config=config))
+

@@ -1,0 +1,255 @@
+"""`graylink fuzz` and its parts: exploration, shrinking, the written scenario, determinism.
+
+The fast tests fuzz the tutorial register (a run of its small scenario takes a few milliseconds);
+the slow ones hunt planted bugs of the reference system (`-m slow`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from harness import Failure, Result, Scenario, ScheduledFault, load_scenario, parse_scenario
+from harness import cli
+from harness import faults as f
+from harness.fuzz import FuzzSettings, fuzz, parse_bounds, parse_choices
+from harness.scenario_shrink import (ScenarioShrinker, failure_kinds, materialise_profile,
+                                     scenario_size)
+from harness.simulation import run_scenario
+from harness.timeline import FaultProfile
+
+REGISTER = """name: register-fuzz
+seed: 1
+duration_s: 10
+heal_s: 3
+topology: {az-a: [n1], az-b: [n2], az-c: [n3]}
+disk: {fsync_latency_ms: 40}
+system:
+  use: systems.register:RegisterSystem
+  config: {write_interval_ms: 20, ack_before_fsync: BUG}
+"""
+# The register's promise holds under process faults (crash, restart, pause, power-off) when it
+# acknowledges after fsync; with ack_before_fsync a crash of the primary loses acknowledged writes.
+PROCESS = FuzzSettings(budget=20, seed=0, kinds=("process",), vary=(), random_faults=False)
+
+
+def register(bug: bool, tmp_path: Path) -> Path:
+    path = tmp_path / f"register-{'buggy' if bug else 'fixed'}.yaml"
+    path.write_text(REGISTER.replace("BUG", "true" if bug else "false"))
+    return path
+
+
+def test_fuzz_finds_a_planted_bug_and_writes_a_small_scenario_that_reproduces_it(
+        tmp_path: Path) -> None:
+    base = load_scenario(register(True, tmp_path))
+    outcome = fuzz(base, PROCESS, report_dir=tmp_path / "out")
+    assert outcome.failed and outcome.stopped == "failure" and outcome.first is not None
+    assert outcome.first.run <= PROCESS.budget
+    assert "lost-acknowledged-write" in failure_kinds(outcome.first.result)
+    shrunk = outcome.shrunk
+    assert shrunk is not None and shrunk.size().fault_actions <= 2
+    assert shrunk.scenario.duration_s <= base.duration_s
+    # the file: loadable, with its seed, failing the same way, as `graylink run` would run it
+    assert outcome.path is not None and outcome.path.parent == tmp_path / "out"
+    written = load_scenario(outcome.path)
+    assert written.seed == shrunk.seed and written.faults == shrunk.scenario.faults
+    again = run_scenario(written)
+    assert not again.passed and "lost-acknowledged-write" in failure_kinds(again)
+    assert again.trace_digest == shrunk.result.trace_digest and outcome.reproduced
+    assert outcome.path.with_suffix(".txt").read_text().startswith("graylink run")
+    assert "Found by `graylink fuzz" in written.description
+    assert written.expectations == () and written.variants == ()  # `graylink run` exits 1 on it
+    assert parse_scenario(outcome.path.read_text()).faults == shrunk.scenario.faults
+    # the same scenario with the bug fixed passes: the failure is the bug's, not the faults'
+    fixed = dataclasses.replace(written, system=dataclasses.replace(
+        written.system, config=dataclasses.replace(written.system.config, ack_before_fsync=False)))
+    assert run_scenario(fixed).passed
+
+
+def test_fuzz_passes_a_correct_system(tmp_path: Path) -> None:
+    base = load_scenario(register(False, tmp_path))
+    outcome = fuzz(base, dataclasses.replace(PROCESS, budget=12), report_dir=tmp_path)
+    assert not outcome.failed and outcome.runs == 12 and outcome.stopped == "budget"
+    assert outcome.path is None and not list(tmp_path.glob("*-fuzz-*"))
+
+
+def test_the_same_seed_explores_the_same_cases(tmp_path: Path) -> None:
+    base = load_scenario(register(False, tmp_path))
+    # (not ``clients``: the register's own check assumes a single client's increasing values)
+    settings = dataclasses.replace(PROCESS, budget=6, seed=3, vary=("write_interval_ms",),
+                                   random_faults=True)
+
+    def explored(settings: FuzzSettings) -> tuple[str, list[tuple[str, int]]]:
+        cases: list[tuple[str, int]] = []
+
+        def run(scenario: Scenario, seed: int) -> Result:
+            cases.append((scenario.name + repr(scenario.faults) + repr(scenario.random_faults)
+                          + repr(scenario.system.config), seed))
+            return run_scenario(scenario, seed)
+
+        outcome = fuzz(base, settings, report_dir=None, run=run)
+        return outcome.exploration_digest, cases
+
+    first, second = explored(settings), explored(settings)
+    assert first == second and len(first[1]) == 6
+    other = explored(dataclasses.replace(settings, seed=4))
+    assert other[0] != first[0] and other[1] != first[1]
+
+
+def test_a_scenario_that_fails_as_written_is_the_finding(tmp_path: Path) -> None:
+    path = register(True, tmp_path)
+    # a restart of the primary that the first fuzz test shrank its finding to, with its seed
+    path.write_text(path.read_text().replace("seed: 1", "seed: 293")
+                    + "faults: [{at_s: 1.3, restart: {node: n1}}]\n")
+    outcome = fuzz(load_scenario(path), dataclasses.replace(PROCESS, max_shrink_runs=3),
+                   report_dir=tmp_path)
+    assert outcome.failed and outcome.runs == 0 and outcome.first is not None
+    assert outcome.first.run == 0 and outcome.shrink_runs == 3 and outcome.reproduced
+    assert "in its baseline run" in load_scenario(outcome.path).description  # type: ignore[arg-type]
+
+
+def test_a_time_budget_stops_between_runs(tmp_path: Path) -> None:
+    base = load_scenario(register(False, tmp_path))
+    outcome = fuzz(base, dataclasses.replace(PROCESS, budget=None, time_s=0.5), report_dir=None)
+    assert outcome.stopped == "time" and not outcome.failed and outcome.runs >= 1
+
+
+# -- the shrinker, with a stand-in for the simulation ---------------------------------------------
+def fake_result(scenario: Scenario, failing: bool, kind: str = "durability") -> Result:
+    failures = (Failure(kind, "lost", 0),) if failing else ()
+    return Result(scenario=scenario.name, source=None, seed=0, passed=not failing,
+                  reason="failure" if failing else "completed", failures=failures, metrics={},
+                  trace_digest="", sim_time_s=0.0, wall_time_s=0.0, events=0)
+
+
+def test_the_shrinker_keeps_exactly_the_faults_the_failure_needs() -> None:
+    base = load_scenario(ROOT / "scenarios" / "s01-leader-crash.yaml")
+    needed = [ScheduledFault(12.0, f.Crash(node="leader(0)")),
+              ScheduledFault(20.0, f.Pause(node="s4", duration_s=2.0))]
+    noise = [ScheduledFault(float(t), f.ClockJump(node="s2", by_ms=t)) for t in range(1, 30, 3)]
+    scenario = dataclasses.replace(base, faults=tuple(sorted(needed + noise, key=lambda s: s.at_s)),
+                                   expectations=())
+    calls: list[Scenario] = []
+
+    def run(candidate: Scenario, seed: int) -> Result:
+        calls.append(candidate)
+        kept = {(s.fault.kind, s.fault.node) for s in candidate.faults}  # type: ignore[attr-defined]
+        failing = {("crash", "leader(0)"), ("pause", "s4")} <= kept and seed == 7
+        # another failure kind must not count as the same failure
+        return fake_result(candidate, failing or len(candidate.faults) == 1,
+                           "durability" if failing else "liveness")
+
+    shrinker = ScenarioShrinker(scenario, 7, fake_result(scenario, True), run, max_runs=200)
+    best, result = shrinker.shrink()
+    assert [(s.fault.kind, s.at_s) for s in best.faults] == [("crash", 12.0), ("pause", 20.0)]
+    assert best.duration_s < base.duration_s and best.heal_s == base.heal_s  # heal: untouched
+    assert failure_kinds(result) == {"durability"} and shrinker.seed == 7
+    assert len(calls) == shrinker.runs <= 60  # ddmin, not every subset
+
+
+def test_the_shrinker_respects_its_run_budget() -> None:
+    base = load_scenario(ROOT / "scenarios" / "s01-leader-crash.yaml")
+    faults = tuple(ScheduledFault(float(t), f.Crash(node="s1")) for t in range(10))
+    scenario = dataclasses.replace(base, faults=faults, expectations=())
+    shrinker = ScenarioShrinker(scenario, 1, fake_result(scenario, True),
+                                lambda candidate, seed: fake_result(candidate, False), max_runs=5)
+    best, _ = shrinker.shrink()
+    assert shrinker.runs == 5 and best == scenario
+
+
+def test_a_random_profile_is_materialised_into_the_same_run() -> None:
+    scenario = dataclasses.replace(
+        load_scenario(ROOT / "scenarios" / "register-crash-and-partition.yaml"), expectations=())
+    assert scenario.random_faults is not None
+    written = materialise_profile(scenario, 3)
+    assert written.random_faults is None and len(written.faults) > len(scenario.faults)
+    assert scenario_size(scenario, 3).fault_actions == len(written.faults)
+    assert run_scenario(scenario, 3).trace_digest == run_scenario(written, 3).trace_digest
+    lossy = dataclasses.replace(scenario, random_faults=FaultProfile(crash_per_minute=6,
+                                                                     loss_probability=0.01))
+    assert materialise_profile(lossy, 3).random_faults == FaultProfile(loss_probability=0.01)
+
+
+# -- the command line --------------------------------------------------------------------------------
+def test_the_fuzz_command_exits_1_with_the_written_scenario_and_0_when_nothing_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--budget", "20", "--faults", "process", "--vary", "", "--no-random-faults",
+              "--report-dir", str(tmp_path / "out")]
+    assert cli.main(["fuzz", str(register(True, tmp_path)), *common]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"graylink fuzz {register(True, tmp_path)} --budget 20 --seed 0")
+    assert "FAILED: lost-acknowledged-write" in captured.out and "reproduces the failure" in \
+        captured.out and "run 1/20" in captured.err
+    written = list((tmp_path / "out").glob("*.yaml"))
+    assert len(written) == 1
+    assert cli.main(["run", str(written[0]), "--report-dir", ""]) == 1
+    capsys.readouterr()
+    common[1] = "8"
+    assert cli.main(["fuzz", str(register(False, tmp_path)), *common, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "PASSED: no failure in 8 runs" in captured.out and captured.err == ""
+
+
+def test_the_fuzz_command_refuses_bad_input(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(register(False, tmp_path))
+    assert cli.main(["fuzz", path, "--budget", "1", "--faults", "explode"]) == 2
+    assert "unknown fault kind" in capsys.readouterr().err
+    assert cli.main(["fuzz", path, "--budget", "1", "--bound", "drift"]) == 2
+    assert cli.main(["fuzz", path, "--budget", "1", "--vary", "nothing_like_it"]) == 2
+    assert "no field 'nothing_like_it'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["fuzz", path])  # --budget or --time is required
+    variants = ROOT / "scenarios" / "s06-paused-leader.yaml"
+    assert cli.main(["fuzz", str(variants), "--budget", "1"]) == 2
+    assert "--variant" in capsys.readouterr().err
+
+
+def test_bounds_and_choices_parse() -> None:
+    assert parse_bounds(["clock_drift.drift_ppm=-5:5"]) == {"clock_drift.drift_ppm": (-5.0, 5.0)}
+    assert parse_choices(["deploy.version=v1, v2"]) == {"deploy.version": ("v1", "v2")}
+    with pytest.raises(ValueError):
+        parse_choices(["deploy.version="])
+
+
+# -- the reference system (slow) ----------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", ["stale_leader_serves", "ack_before_quorum"])
+def test_fuzz_finds_planted_bugs_of_the_reference_system(bug: str, tmp_path: Path) -> None:
+    base = load_scenario(ROOT / "benchmarks" / "bug_hunt_base.yaml")
+    config = base.system.config
+    buggy = dataclasses.replace(base, system=dataclasses.replace(base.system, config=dataclasses.replace(
+        config, bugs=dataclasses.replace(config.bugs, **{bug: True}))))
+    outcome = fuzz(buggy, FuzzSettings(budget=200, seed=0), report_dir=tmp_path)
+    assert outcome.failed and outcome.reproduced
+    assert outcome.shrunk is not None and outcome.shrunk.size().fault_actions <= 3
+    fixed = load_scenario(outcome.path)  # type: ignore[arg-type]
+    fixed = dataclasses.replace(fixed, system=dataclasses.replace(fixed.system, config=config))
+    assert run_scenario(fixed).passed
+
+
+
+# -- found by fuzzing ------------------------------------------------------------------------------
+def test_a_partition_whose_selector_names_a_node_of_the_other_side_is_skipped() -> None:
+    """`graylink fuzz` drew partition(side_a=[leader(0)], side_b=[s4]) while s4 led partition 0:
+    the network refused the overlapping sides and the run ended as an internal error."""
+    from harness import Topology, World
+    from harness.timeline import FaultTimeline
+
+    class Leads:
+        def select_node(self, world: World, kind: str, argument: str) -> str:
+            return "n2"
+
+    world = World(1, Topology.from_azs({"az-a": ["n1"], "az-b": ["n2"], "az-c": ["n3"]}))
+    world.system = Leads()
+    timeline = FaultTimeline(world)
+    timeline.schedule(ScheduledFault(1.0, f.Partition(side_a=("leader(0)",), side_b=("n2", "n3"))))
+    timeline.schedule(ScheduledFault(2.0, f.Partition(side_a=("leader(0)",), side_b=("n3",))))
+    world.kernel.run(until_ns=3_000_000_000)
+    skipped, applied = timeline.log
+    assert skipped.description.startswith("skipped partition") and "both sides" in \
+        skipped.description
+    assert applied.description.startswith("partition(side_a=[leader(0)], side_b=[n3])")
