@@ -32,11 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import load_scenario, run_scenario  # noqa: E402
-from harness.fuzz import FuzzOutcome, FuzzSettings, fuzz, operation_count  # noqa: E402
-from harness.scenario import Scenario  # noqa: E402
-from harness.scenario_shrink import failure_kinds  # noqa: E402
-from systems.dynamo.config import Bugs  # noqa: E402
+from harness import load_scenario, run_scenario
+from harness.fuzz import FuzzOutcome, FuzzSettings, fuzz, operation_count
+from harness.scenario import Scenario
+from harness.scenario_shrink import failure_kinds
+from systems.dynamo.config import Bugs
 
 BASE = Path(__file__).resolve().parent / "bug_hunt_base.yaml"
 TARGET_RUNS, TARGET_FAULTS = 200, 3

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed as hypothesis_seed
+from hypothesis import HealthCheck, Phase, Verbosity, given, reject
+from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis import target as hypothesis_target
@@ -48,8 +49,14 @@ from hypothesis.errors import Unsatisfiable
 from harness.result import Result
 from harness.scenario import Scenario
 from harness.scenario_loader import load_scenario
-from harness.scenario_shrink import (ScenarioShrinker, ScenarioSize, failure_kinds,
-                                     primary_kind, same_failure, scenario_size)
+from harness.scenario_shrink import (
+    ScenarioShrinker,
+    ScenarioSize,
+    failure_kinds,
+    primary_kind,
+    same_failure,
+    scenario_size,
+)
 from harness.scenario_writer import scenario_to_yaml
 from harness.simulation import Simulation
 from harness.strategies import FaultSpace, scenarios
@@ -271,7 +278,7 @@ class _Explorer:
             self.stopped = "failure"
         except Unsatisfiable:  # every case Hypothesis could draw was already run
             self.stopped = "exhausted"
-        except Exception:  # noqa: BLE001 - Hypothesis may wrap ours; a found failure is what counts
+        except Exception:
             if self.first is None:
                 raise
             self.stopped = "failure"

@@ -9,6 +9,7 @@ so that the other commands do not pay for importing Hypothesis). Exit 1 when a f
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from typing import Any
@@ -63,7 +64,13 @@ def add_fuzz_command(commands: Any) -> None:
 
 def run_fuzz_command(args: argparse.Namespace) -> int:
     from harness.errors import ScenarioError
-    from harness.fuzz import FuzzSettings, fuzz, parse_bounds, parse_choices, render_summary
+    from harness.fuzz import (
+        FuzzSettings,
+        fuzz,
+        parse_bounds,
+        parse_choices,
+        render_summary,
+    )
     from harness.scenario_loader import load_scenario
     from harness.strategies import fault_kinds
 
@@ -159,6 +166,6 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value

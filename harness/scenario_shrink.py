@@ -18,8 +18,8 @@ shortened, for the same reason: it is the time the system is given to converge. 
    its default is not even written in the YAML);
 6. **simpler faults**: each fault's fields back to their defaults, its time to a whole second;
 7. faults again (a simpler run may need fewer of them);
-8. **reseed**: if two or more faults remain, try dropping each of them under simulation seeds 0,
-   1 and 2; one that still fails the same way is kept with its seed, and the faults are
+8. **reseed**: while two or more faults remain, try dropping each of them under simulation seeds
+   0 to 7; one that still fails the same way is kept with its seed, and the faults are
    delta-debugged again (the interleaving is part of the test case: Hypothesis shrinks its seed
    too).
 
@@ -231,23 +231,29 @@ class ScenarioShrinker:
         self._reseed()
         return self.best, self.best_result
 
-    def _reseed(self, seeds: Sequence[int] = (0, 1, 2)) -> None:
+    def _reseed(self, seeds: Sequence[int] = tuple(range(8))) -> None:
         """When no fault can go with this seed, try dropping each with a few other seeds: a bug
-        that needs four faults under one interleaving may need two under another."""
-        if len(self.best.faults) < 2:
-            return
-        for seed in seeds:
-            if seed == self.seed:
-                continue
-            faults = self.best.faults
-            for index in range(len(faults)):
-                if self.exhausted:
-                    return
-                candidate = dataclasses.replace(self.best, faults=faults[:index] + faults[index + 1:])
-                if self.fails(candidate, seed):
-                    self._progress(f"reseeded: simulation seed {seed}")
-                    self._faults()
-                    return
+        that needs four faults under one interleaving may need two under another. Repeated while
+        it removes faults."""
+        progress = True
+        while progress and len(self.best.faults) >= 2 and not self.exhausted:
+            progress = False
+            for seed in seeds:
+                if seed == self.seed:
+                    continue
+                faults = self.best.faults
+                for index in range(len(faults)):
+                    candidate = dataclasses.replace(self.best,
+                                                    faults=faults[:index] + faults[index + 1:])
+                    if self.exhausted:
+                        return
+                    if self.fails(candidate, seed):
+                        self._progress(f"reseeded: simulation seed {seed}")
+                        self._faults()
+                        progress = True
+                        break
+                if progress:
+                    break
 
     # -- passes ---------------------------------------------------------------------------------------
     def _materialise(self) -> None:

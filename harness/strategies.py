@@ -203,7 +203,7 @@ def _grid(low: float, high: float, *, integer: bool, exclusive_low: float | None
 
 
 def _unit_span(name: str, duration_s: float | None) -> float:
-    if name.endswith("_s") or name.endswith("_s_min") or name.endswith("_s_max"):
+    if name.endswith(("_s", "_s_min", "_s_max")):
         return duration_s if duration_s else 60.0
     for suffix, span in _UNIT_SPANS:
         if suffix in name:
@@ -242,7 +242,7 @@ def _numeric_range(name: str, spec: Any, center: float | None, duration_s: float
 
 
 # -- dataclass fields, generically --------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

@@ -10,14 +10,25 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
-from harness import Failure, Result, Scenario, ScheduledFault, load_scenario, parse_scenario
-from harness import cli
+
+from harness import (
+    Failure,
+    Result,
+    Scenario,
+    ScheduledFault,
+    cli,
+    load_scenario,
+    parse_scenario,
+)
 from harness import faults as f
 from harness.fuzz import FuzzSettings, fuzz, parse_bounds, parse_choices
-from harness.scenario_shrink import (ScenarioShrinker, failure_kinds, materialise_profile,
-                                     scenario_size)
+from harness.scenario_shrink import (
+    ScenarioShrinker,
+    failure_kinds,
+    materialise_profile,
+    scenario_size,
+)
 from harness.simulation import run_scenario
 from harness.timeline import FaultProfile
 
@@ -148,6 +159,23 @@ def test_the_shrinker_keeps_exactly_the_faults_the_failure_needs() -> None:
     assert best.duration_s < base.duration_s and best.heal_s == base.heal_s  # heal: untouched
     assert failure_kinds(result) == {"durability"} and shrinker.seed == 7
     assert len(calls) == shrinker.runs <= 60  # ddmin, not every subset
+
+
+def test_the_shrinker_tries_other_seeds_when_no_fault_can_go() -> None:
+    base = load_scenario(ROOT / "scenarios" / "s01-leader-crash.yaml")
+    crash, pause = (ScheduledFault(12.0, f.Crash(node="s1")),
+                    ScheduledFault(20.0, f.Pause(node="s4", duration_s=2.0)))
+    scenario = dataclasses.replace(base, faults=(crash, pause), expectations=())
+
+    def run(candidate: Scenario, seed: int) -> Result:
+        # with seed 7 the failure needs both faults; with seed 2 the crash alone
+        failing = (candidate.faults == (crash, pause) and seed == 7) or \
+            (candidate.faults == (crash,) and seed == 2)
+        return fake_result(candidate, failing)
+
+    shrinker = ScenarioShrinker(scenario, 7, fake_result(scenario, True), run)
+    best, _ = shrinker.shrink()
+    assert best.faults == (crash,) and shrinker.seed == 2
 
 
 def test_the_shrinker_respects_its_run_budget() -> None:

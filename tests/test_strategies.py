@@ -8,19 +8,35 @@ import dataclasses
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
-from hypothesis.errors import NoSuchExample
-from hypothesis import strategies as st
-
 from conftest import ROOT
-from harness import FAULT_KINDS, Scenario, SystemSpec, Topology, load_scenario, parse_scenario
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from harness import (
+    FAULT_KINDS,
+    Scenario,
+    SystemSpec,
+    Topology,
+    load_scenario,
+    parse_scenario,
+)
 from harness import faults as faults_module
 from harness.faults import Fault
 from harness.params import param
 from harness.scenario_writer import scenario_to_yaml
-from harness.strategies import (FaultSpace, Undrawable, config_values, drawable_kinds,
-                                fault_kinds, fault_profiles, faults, scenarios, topologies,
-                                valid_scenario)
+from harness.strategies import (
+    FaultSpace,
+    Undrawable,
+    config_values,
+    drawable_kinds,
+    fault_kinds,
+    fault_profiles,
+    faults,
+    scenarios,
+    topologies,
+    valid_scenario,
+)
 from systems.dynamo.config import DynamoConfig
 
 FAST = settings(max_examples=15, deadline=None, database=None, derandomize=True,
@@ -87,7 +103,8 @@ def test_every_kind_in_the_registry_can_be_drawn_into_a_valid_scenario() -> None
                 found = find(scenarios(VERSIONED, space=dataclasses.replace(space, kinds=kinds),
                                        min_faults=len(kinds), max_faults=len(kinds) + 1,
                                        random_faults=False, vary=()),
-                             lambda scenario: any(s.fault.kind == kind for s in scenario.faults),
+                             lambda scenario, kind=kind: any(s.fault.kind == kind
+                                                             for s in scenario.faults),
                              settings=FIRST_FOUND)
             except NoSuchExample:
                 continue
