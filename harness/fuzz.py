@@ -83,6 +83,7 @@ class FuzzSettings:
     vary: tuple[str, ...] = ("workload",)  # config fields drawn (those the system's config has)
     random_faults: bool = True  # also draw random fault profiles
     keep_faults: bool = False  # keep the base scenario's scripted faults and add drawn ones
+    keep_expectations: bool = False  # judge the base's own expectations too (its invariants)
     targets: tuple[str, ...] | None = None  # metrics for hypothesis.target; None: DEFAULT_TARGETS
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # "kind.field" → values
@@ -125,6 +126,7 @@ class FuzzOutcome:
     path: Path | None = None  # the YAML written
     reproduced: bool | None = None  # the file, loaded and run again, fails the same way
     reproduction: Result | None = None
+    unconfirmed: list[Finding] = field(default_factory=list)  # failures ``confirm`` refused
 
     @property
     def failed(self) -> bool:
@@ -140,8 +142,9 @@ class _OutOfTime(BaseException):
     does not take it for a failure and lets it through."""
 
 
-def _stripped(scenario: Scenario) -> Scenario:
-    return dataclasses.replace(scenario, expectations=(), variants=(), variant_name=None)
+def _stripped(scenario: Scenario, keep_expectations: bool) -> Scenario:
+    return dataclasses.replace(scenario, variants=(), variant_name=None,
+                               expectations=scenario.expectations if keep_expectations else ())
 
 
 def run_case(scenario: Scenario, seed: int) -> Result:
@@ -170,14 +173,20 @@ def observe_message_types(scenario: Scenario, seed: int) -> tuple[Result, tuple[
 def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
          report_dir: str | Path | None = "reports",
          progress: Callable[[str], None] | None = None,
-         run: Callable[[Scenario, int], Result] = run_case) -> FuzzOutcome:
-    """Explore around ``base`` (see the module's docstring); on a failure, shrink it and write it."""
+         run: Callable[[Scenario, int], Result] = run_case,
+         confirm: Callable[[Scenario, int], bool] | None = None) -> FuzzOutcome:
+    """Explore around ``base`` (see the module's docstring); on a failure, shrink it and write it.
+
+    ``confirm(scenario, seed)``, if given, must also hold for a failing run to count, in exploring
+    and in shrinking: a differential oracle, such as "the same run with the suspected bug switched
+    off passes" (``benchmarks/bug_hunt.py``). Failing runs it refuses are kept in
+    ``FuzzOutcome.unconfirmed`` and exploration goes on."""
     settings = settings or FuzzSettings()
     say = progress or (lambda text: None)
     if base.variants:
         raise ValueError(f"{base.name!r} has variants ({', '.join(v.name for v in base.variants)});"
                          f" fuzz one of them: scenario.variant(NAME)")
-    base = _stripped(base)
+    base = _stripped(base, settings.keep_expectations)
     outcome = FuzzOutcome(base=base, settings=settings)
     system_class = resolve_system_class(base.system.use)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -191,10 +200,12 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
                                 min_faults=min(1, settings.max_faults),
                                 max_faults=settings.max_faults,
                                 random_faults=settings.random_faults,
-                                keep_faults=settings.keep_faults),
+                                keep_faults=settings.keep_faults,
+                                keep_expectations=settings.keep_expectations),
                       st.integers(0, _SEED_RANGE))
-    explorer = _Explorer(settings, run, say, started, cpu_started)
-    if not baseline.passed:  # the scenario as written already fails: that is the finding
+    explorer = _Explorer(settings, run, say, started, cpu_started, confirm)
+    if not baseline.passed and (confirm is None or confirm(base, base.seed)):
+        # the scenario as written already fails: that is the finding
         explorer.first = Finding(base, base.seed, baseline, 0, time.perf_counter() - started,
                                  time.process_time() - cpu_started)
         explorer.stopped = "failure"
@@ -204,6 +215,7 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
         except KeyboardInterrupt:
             outcome.stopped = "interrupted"
     outcome.runs, outcome.first = explorer.runs, explorer.first
+    outcome.unconfirmed = explorer.unconfirmed
     outcome.exploration_digest = explorer.digest.hexdigest()[:16]
     if outcome.stopped != "interrupted":
         outcome.stopped = explorer.stopped
@@ -217,7 +229,8 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
         shrink_started = time.perf_counter()
         shrinker = ScenarioShrinker(found.scenario, found.seed, found.result, run,
                                     base_config=base.system.config,
-                                    max_runs=settings.max_shrink_runs, progress=say)
+                                    max_runs=settings.max_shrink_runs, progress=say,
+                                    confirm=confirm)
         try:
             scenario, result = shrinker.shrink()
         except KeyboardInterrupt:
@@ -243,9 +256,12 @@ class _Explorer:
     """The Hypothesis side: runs drawn cases, feeds targets, remembers the first failure."""
 
     def __init__(self, settings: FuzzSettings, run: Callable[[Scenario, int], Result],
-                 say: Callable[[str], None], started: float, cpu_started: float) -> None:
+                 say: Callable[[str], None], started: float, cpu_started: float,
+                 confirm: Callable[[Scenario, int], bool] | None = None) -> None:
         self.settings, self._run, self._say, self._started = settings, run, say, started
-        self._cpu_started = cpu_started
+        self._cpu_started, self._confirm = cpu_started, confirm
+        self.unconfirmed: list[Finding] = []
+        self._refused: set[tuple[str, int]] = set()  # failing cases ``confirm`` refused
         self.runs = 0
         self.first: Finding | None = None
         self.smallest: Finding | None = None  # with Hypothesis shrinking: its latest failure
@@ -293,9 +309,9 @@ class _Explorer:
             result = self._new_run(scenario, seed, key)
             if result is None:
                 return  # Hypothesis's shrinking budget is spent: counts as passing
-        elif result.passed:
+        elif result.passed or key in self._refused:
             reject()  # drawn again (a mutation): not a new case, not counted against the budget
-        if self._fails(result):
+        if self._fails(result) and key not in self._refused:
             # The one place a failure is raised: Hypothesis tells failures apart by where they
             # are raised, and its final replay of a failing case comes through here too.
             raise _Failed(result.failures[0].describe() if result.failures else result.reason)
@@ -326,6 +342,12 @@ class _Explorer:
             finding = Finding(scenario, seed, result, self.runs,
                               time.perf_counter() - self._started,
                               time.process_time() - self._cpu_started)
+            if self._confirm is not None and not self._confirm(scenario, seed):
+                self._refused.add(key)
+                if self.first is None:
+                    self.unconfirmed.append(finding)
+                    self._say(f"run {self.runs}: not confirmed (the oracle refused it); going on")
+                return result
             if self.first is None:
                 self.first = finding
             self.smallest = finding

@@ -41,6 +41,9 @@ def add_fuzz_command(commands: Any) -> None:
                       help="draw no random fault profiles, only scripted faults")
     fuzz.add_argument("--keep-faults", action="store_true",
                       help="keep the scenario's own scripted faults and add the drawn ones")
+    fuzz.add_argument("--keep-expect", action="store_true",
+                      help="judge every run by the scenario's own expectations too (write them as "
+                           "invariants, e.g. lost_acknowledged_writes == 0)")
     fuzz.add_argument("--vary", default=None, metavar="FIELDS",
                       help="comma-separated fields of the system's config to draw, e.g. "
                            "workload,timing,mitigations (default: workload; '' for none)")
@@ -104,6 +107,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         budget=args.budget, time_s=args.time, seed=args.seed, max_faults=args.max_faults,
         kinds=kinds, vary=vary,
         random_faults=not args.no_random_faults, keep_faults=args.keep_faults,
+        keep_expectations=args.keep_expect,
         targets=tuple(args.target) if args.target else None, bounds=bounds, choices=choices,
         shrink=not args.no_shrink, max_shrink_runs=args.max_shrink_runs,
         hypothesis_shrink_runs=args.hypothesis_shrink)

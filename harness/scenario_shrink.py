@@ -173,14 +173,17 @@ def materialise_profile(scenario: Scenario, seed: int) -> Scenario:
 # -- the shrinker ---------------------------------------------------------------------------------------
 class ScenarioShrinker:
     """Shrinks ``scenario`` (failing with ``seed``, as ``result`` shows) by the passes above;
-    ``best``, ``seed`` and ``best_result`` are the smallest failing run so far.
+    ``best``, ``seed`` and ``best_result`` are the smallest failing run so far. ``confirm``, if
+    given, must also hold for a candidate to be kept (a differential oracle: the run passes with
+    the suspected bug switched off).
 
     ``run(scenario, seed)`` runs one simulation; ``base_config`` is the config the varied fields go
     back to; ``progress(text)`` is told about each kept step."""
 
     def __init__(self, scenario: Scenario, seed: int, result: Result, run: Runner, *,
                  base_config: Any = None, max_runs: int = 150,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 confirm: Callable[[Scenario, int], bool] | None = None) -> None:
         self.best, self.seed, self.best_result = scenario, seed, result
         self.primary = primary_kind(result)
         self._run = run
@@ -188,6 +191,7 @@ class ScenarioShrinker:
         self.max_runs = max_runs
         self.runs = 0
         self._progress = progress or (lambda text: None)
+        self._confirm = confirm  # a differential oracle a kept candidate must also satisfy
         self._cache: dict[str, Result | None] = {f"{seed}\n{scenario_to_yaml(scenario)}": result}
 
     @property
@@ -210,7 +214,8 @@ class ScenarioShrinker:
         result = self._run(candidate, seed)
         if result.reason == "interrupted":
             raise KeyboardInterrupt
-        failed = same_failure(result, self.primary)
+        failed = same_failure(result, self.primary) and (
+            self._confirm is None or self._confirm(candidate, seed))
         self._cache[key] = result if failed else None
         if failed:
             self.best, self.best_result, self.seed = candidate, result, seed

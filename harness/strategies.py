@@ -21,8 +21,11 @@ the bound nearest zero. Where a declaration gives no bound, one is derived:
 - ``FaultSpace.choices`` (``{"deploy.version": ("v1", "v2")}``) narrows any field to values,
   references included; a system may say the same in ``FUZZ_CHOICES``.
 
-Node fields draw from the topology's nodes and from node selectors (``leader(0)``), which the
-system resolves when the fault strikes; ``"*"`` where the loader allows it. A fault's optional
+A fault field with a default keeps it about half the time (and shrinks to it): a drawn fault
+varies a few of its parameters at a time. Node fields draw from the topology's nodes and from node
+selectors (``leader(0)``), which the system resolves when the fault strikes, as often one as the
+other; a list of nodes is, as often as not, a role group (``follower(0), follower(0, 1)``: all
+the followers of partition 0); ``"*"`` where the loader allows it. A fault's optional
 fields without a natural range (``bit_rot.path``, ``offset_bytes``) stay at their default (the seed
 chooses), and a gray link's ``message_type`` is one of ``FaultSpace.message_types`` (the fuzzer
 fills them from a baseline run) or None. Every drawn scenario is valid: ``scenario_to_yaml`` writes
@@ -167,6 +170,17 @@ def default_selectors(system_class: type | None, arguments: Sequence[str] = ("0"
     """``kind(argument)`` for each selector kind the system declares in ``NODE_SELECTORS``."""
     kinds = sorted(getattr(system_class, "NODE_SELECTORS", {}) or {})
     return [f"{kind}({argument})" for kind in kinds for argument in arguments]
+
+
+def _role_groups(space: FaultSpace) -> list[tuple[str, ...]]:
+    """Selectors of one kind and first argument, as a group: ``(follower(0), follower(0, 1))``,
+    the followers of partition 0. A list of nodes is drawn as such a group as often as freely,
+    so that a fault cuts a leader from *all* its followers often enough to matter."""
+    groups: dict[str, list[str]] = {}
+    for selector in space.selectors:
+        kind, _, argument = selector.partition("(")
+        groups.setdefault(f"{kind}({argument.split(',')[0].rstrip(')')}", []).append(selector)
+    return [tuple(group) for group in groups.values() if len(group) > 1]
 
 
 def node_targets(space: FaultSpace, *, wildcard: bool = False) -> SearchStrategy[str]:
@@ -323,8 +337,10 @@ def _field_strategy(cls: type, item: dataclasses.Field[Any], context: _Context,
         values, count, narrowed = choices
         if is_tuple:
             required = default is dataclasses.MISSING or narrowed
-            return st.lists(values, min_size=1 if required else 0, max_size=min(3, count),
-                            unique=True).map(tuple)
+            lists = st.lists(values, min_size=1 if required else 0, max_size=min(3, count),
+                             unique=True).map(tuple)
+            groups = _role_groups(space) if spec.ref == "node" and space is not None else []
+            return st.one_of(lists, st.sampled_from(groups)) if groups else lists
         return values
     if base is not dataclasses.MISSING and spec.ref is not None:
         return st.just(base)  # a configuration's node reference stays as it is
@@ -450,9 +466,18 @@ def _build_kind(space: FaultSpace, kind: str) -> SearchStrategy[_faults.Fault]:
     from harness.scenario_loader import _WILDCARDS  # the fields that also accept "*"
 
     context = _Context(space, kind, space.duration_s, _WILDCARDS.get(cls, ()), space.bounds)
-    fields = {item.name: _field_strategy(cls, item, context)
+    fields = {item.name: _or_default(item, _field_strategy(cls, item, context))
               for item in dataclasses.fields(cls) if item.init and _drawn(cls, item)}
     return st.fixed_dictionaries(fields).map(lambda values: _disjoint(_fix_pairs(cls(**values))))
+
+
+def _or_default(item: dataclasses.Field[Any], strategy: SearchStrategy[Any]) -> SearchStrategy[Any]:
+    """A field with a default keeps it about half the time (and shrinks to it): a drawn fault
+    varies a few of its parameters, not all at once, so a gray link that only corrupts, or only
+    flaps, is drawn as often as one that does everything."""
+    if not _has_default(item):
+        return strategy
+    return st.one_of(st.just(_default(item)), strategy)
 
 
 def _drawn(cls: type, item: dataclasses.Field[Any]) -> bool:
@@ -572,17 +597,20 @@ def scenarios(base: Scenario, *, space: FaultSpace | None = None,
               vary: Iterable[str] | None = ("workload",), min_faults: int = 0,
               max_faults: int = 4,
               random_faults: bool = True, keep_faults: bool = False,
+              keep_expectations: bool = False,
               topology: SearchStrategy[Topology] | None = None) -> SearchStrategy[Scenario]:
     """Scenarios around ``base``: its system, network, disk, phases and limits; scripted faults
     (and, if ``random_faults``, maybe a random profile) drawn from ``space`` (default: the base's);
     the ``vary`` fields of its system's config drawn (those the config has; a config that is not a
     dataclass stays as it is). Expectations and variants are dropped: a fuzzed run is judged by
-    its checkers. ``keep_faults`` keeps the base's own scripted faults ahead of the drawn ones.
+    its checkers (``keep_expectations`` keeps the base's own: invariants such as
+    ``lost_acknowledged_writes == 0``). ``keep_faults`` keeps the base's own scripted faults too.
     With ``topology``, the topology is drawn too (and the space follows it)."""
     if topology is not None:
         return topology.flatmap(lambda drawn: scenarios(
             dataclasses.replace(base, topology=drawn, faults=(), random_faults=None),
             vary=vary, min_faults=min_faults, max_faults=max_faults, random_faults=random_faults,
+            keep_expectations=keep_expectations,
             space=None if space is None else dataclasses.replace(
                 space, nodes=tuple(spec.name for spec in drawn.nodes),
                 azs=tuple(drawn.azs()))))
@@ -605,7 +633,8 @@ def scenarios(base: Scenario, *, space: FaultSpace | None = None,
         return dataclasses.replace(
             base, faults=tuple(sorted(kept + timeline, key=lambda s: s.at_s)),
             random_faults=profile, system=dataclasses.replace(base.system, config=drawn_config),
-            expectations=(), variants=(), variant_name=None, source=None)
+            expectations=base.expectations if keep_expectations else (), variants=(),
+            variant_name=None, source=None)
 
     timelines = fault_timelines(space, min_faults=min_faults, max_faults=max_faults)
     return st.tuples(timelines, profiles, configs).map(

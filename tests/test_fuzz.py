@@ -110,6 +110,20 @@ def test_the_same_seed_explores_the_same_cases(tmp_path: Path) -> None:
     assert other[0] != first[0] and other[1] != first[1]
 
 
+def test_failures_the_oracle_refuses_do_not_count_and_exploration_goes_on(tmp_path: Path) -> None:
+    base = load_scenario(register(True, tmp_path))
+    refused: list[int] = []
+
+    def never(scenario: Scenario, seed: int) -> bool:
+        refused.append(seed)
+        return False
+
+    outcome = fuzz(base, PROCESS, report_dir=tmp_path, confirm=never)
+    assert not outcome.failed and outcome.runs == PROCESS.budget and outcome.path is None
+    assert refused and len(outcome.unconfirmed) == len(refused)
+    assert all(not finding.result.passed for finding in outcome.unconfirmed)
+
+
 def test_a_scenario_that_fails_as_written_is_the_finding(tmp_path: Path) -> None:
     path = register(True, tmp_path)
     # a restart of the primary that the first fuzz test shrank its finding to, with its seed
@@ -247,17 +261,27 @@ def test_bounds_and_choices_parse() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("bug", ["stale_leader_serves", "ack_before_quorum"])
 def test_fuzz_finds_planted_bugs_of_the_reference_system(bug: str, tmp_path: Path) -> None:
+    """As benchmarks/bug_hunt.py does: deployments of sound builds only, the base's invariant kept,
+    and a failure counts only if it passes with the bug switched off."""
     base = load_scenario(ROOT / "benchmarks" / "bug_hunt_base.yaml")
     config = base.system.config
-    buggy = dataclasses.replace(base, system=dataclasses.replace(base.system, config=dataclasses.replace(
-        config, bugs=dataclasses.replace(config.bugs, **{bug: True}))))
-    outcome = fuzz(buggy, FuzzSettings(budget=200, seed=0), report_dir=tmp_path)
+
+    def with_bug(scenario: Scenario, on: bool) -> Scenario:
+        bugs = dataclasses.replace(scenario.system.config.bugs, **{bug: on})
+        return dataclasses.replace(scenario, system=dataclasses.replace(
+            scenario.system, config=dataclasses.replace(scenario.system.config, bugs=bugs)))
+
+    settings = FuzzSettings(budget=200, seed=0, keep_expectations=True, choices={
+        "deploy.version": ("v1", "v2"), "deploy.phase": ("read",),
+        "random_faults.deploy_versions": ("v1", "v2"), "random_faults.deploy_phase": ("read",)})
+    outcome = fuzz(with_bug(base, True), settings, report_dir=tmp_path,
+                   confirm=lambda scenario, seed: run_scenario(with_bug(scenario, False),
+                                                               seed).passed)
     assert outcome.failed and outcome.reproduced
     assert outcome.shrunk is not None and outcome.shrunk.size().fault_actions <= 3
-    fixed = load_scenario(outcome.path)  # type: ignore[arg-type]
-    fixed = dataclasses.replace(fixed, system=dataclasses.replace(fixed.system, config=config))
-    assert run_scenario(fixed).passed
-
+    written = load_scenario(outcome.path)  # type: ignore[arg-type]
+    assert written.system.config.bugs != config.bugs
+    assert run_scenario(with_bug(written, False)).passed
 
 
 # -- found by fuzzing ------------------------------------------------------------------------------
