@@ -29,6 +29,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import AmbientNondeterminismError, Failure, SystemUnderTestError
+from harness.scheduler import Timer as _Timer
 
 if TYPE_CHECKING:
     from harness.node import Node
@@ -38,6 +39,7 @@ __all__ = ["VirtualEventLoop"]
 
 _NS_PER_S = 1_000_000_000
 _Task, _Future, _new_handle = asyncio.Task, asyncio.Future, asyncio.Handle.__new__  # hot: one lookup
+_new_timer = _Timer.__new__
 
 
 class _KernelEvent:
@@ -61,10 +63,42 @@ class _KernelEvent:
         self._run()  # type: ignore[attr-defined]
 
 
-class _SoonHandle(_KernelEvent, asyncio.Handle):
-    """What ``call_soon`` returns (a plain ``Handle``: cheaper to make than a ``TimerHandle``)."""
+class _SoonHandle(asyncio.Handle):
+    """What ``call_soon`` returns: a ``Handle`` that keeps only its kernel event.
+
+    Every step of every task makes one, and nearly all are thrown away unread (asyncio's tasks and
+    futures drop them), so it stores one reference and reads the rest from the event when asked:
+    the event's callback is ``context.run`` and its arguments are ``(callback, *args)`` (see
+    ``VirtualEventLoop.call_soon``). ``Handle``'s own slots stay unset; every method that reads
+    them is defined here.
+    """
 
     __slots__ = ("_kernel_timer",)
+    _kernel_timer: Timer
+
+    def cancel(self) -> None:
+        self._kernel_timer.cancel()
+
+    def cancelled(self) -> bool:
+        return self._kernel_timer.cancelled
+
+    def get_context(self) -> contextvars.Context:
+        return self._kernel_timer.callback.__self__  # the bound ``Context.run``
+
+    def _run(self) -> None:
+        raise RuntimeError("the kernel runs call_soon callbacks; a handle is not run by hand")
+
+    def _repr_info(self) -> list[str]:
+        info = [type(self).__name__]
+        if self.cancelled():
+            info.append("cancelled")
+        else:
+            callback, *args = self._kernel_timer.args
+            info.append(format_helpers._format_callback_source(callback, tuple(args)))
+        return info
+
+    def __repr__(self) -> str:
+        return f"<{' '.join(self._repr_info())}>"
 
 
 class _KernelHandle(_KernelEvent, asyncio.TimerHandle):
@@ -84,7 +118,6 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         self._tasks: dict[int, asyncio.Task[Any]] = {}
         self._closed = False
         self._task_factory: Any = None
-        self._run_soon_event = self._run_soon  # bound once: every ``call_soon`` schedules it
 
     # -- time and scheduling --------------------------------------------------------------------
     def time(self) -> float:
@@ -93,41 +126,43 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        # Every step of every task comes through here, so it avoids calls: the handle is made as
-        # ``_SoonHandle(callback, args, self, context)`` would make it, without ``Handle.__init__``
-        # and its ``get_debug()`` (these loops never debug; ``test_aio`` checks the two agree); a
-        # task's name is read without ``_describe``; the kernel's ``_schedule`` is positional.
-        handle = _new_handle(_SoonHandle)
-        handle._context = context if context is not None else contextvars.copy_context()
-        handle._loop = self
-        handle._callback = callback
-        handle._args = args
-        handle._cancelled = False
-        handle._repr = handle._source_traceback = None
-        if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
-            handle._kernel_timer = None
-            return handle
+        # Every step of every task comes through here, so it avoids calls. The kernel event is
+        # ``Handle._run()`` without a frame of its own: the kernel calls ``context.run(callback,
+        # *args)`` itself, with this loop running (the kernel sees to it before every event of the
+        # node), and hands whatever escapes to ``report_callback_error``, as ``Handle._run`` would
+        # (see ``Kernel._on_exception``). The event is ``Kernel._schedule`` for now, inlined (keep
+        # the two alike); the handle holds it (see ``_SoonHandle``) and it holds no reference to
+        # the handle, so the two make no cycle for the garbage collector.
+        if context is None:
+            context = contextvars.copy_context()
         task = getattr(callback, "__self__", None)
-        detail = task.get_name() if isinstance(task, _Task) else _describe(callback)
+        timer = _new_timer(_Timer)
+        timer.local_deadline_ns = None
+        timer.callback = context.run
+        timer.args = (callback, *args)
+        timer.owner = node = self._node
+        timer.epoch = node.epoch
+        timer.kind = "aio"
+        timer.detail = task.get_name() if isinstance(task, _Task) else _describe(callback)
+        handle = _new_handle(_SoonHandle)
+        handle._kernel_timer = timer
+        if self._closed:  # old code of a crashed incarnation, kept alive by a reference: runs nothing
+            timer.time_ns, timer.sequence, timer.cancelled = self._kernel.now_ns, -1, True
+            return handle
+        timer.cancelled = False
         kernel = self._kernel
-        handle._kernel_timer = kernel._schedule(kernel.now_ns, self._run_soon_event, (handle,),
-                                                self._node, "aio", detail)
+        timer.time_ns = now = kernel.now_ns
+        timer.sequence = sequence = next(kernel._sequence)
+        kernel._due.append((now << 64 | sequence, timer))
         return handle
 
-    def _run_soon(self, handle: _SoonHandle) -> None:
-        """The kernel event of ``call_soon``: ``Node.run_in_node(handle._fire)``, inlined (hot)."""
-        handle._kernel_timer = None  # as ``_fire`` does
-        kernel = self._kernel
-        if kernel.running_loop is not self:
-            kernel.set_running_loop(self._node, self)
-        try:  # ``handle._run()``, inlined: the same call, and the same report if it raises
-            handle._context.run(handle._callback, *handle._args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as error:  # noqa: BLE001 - as ``Handle._run``: reported, as a failure
-            source = format_helpers._format_callback_source(handle._callback, handle._args)
-            self.call_exception_handler({"message": f"Exception in callback {source}",
-                                         "exception": error, "handle": handle})
+    def report_callback_error(self, callback: Callable[..., Any], args: tuple[Any, ...],
+                              error: BaseException) -> None:
+        """An exception escaped a ``call_soon`` callback: a failure, reported as ``Handle._run``
+        reports it (the kernel calls this; see ``call_soon``)."""
+        source = format_helpers._format_callback_source(callback, args)
+        self.call_exception_handler({"message": f"Exception in callback {source}",
+                                     "exception": error})
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
@@ -280,20 +315,37 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
     def stop(self) -> None:
         raise RuntimeError("node code cannot stop the simulation's loop; it ends with the run")
 
-    def __getattr__(self, name: str) -> Any:
-        # Sockets, subprocesses, signals, file descriptors: real I/O has no place in a simulation.
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError(
-                f"loop.{name}() is real I/O; inside a simulation, nodes talk through NodeContext.send "
-                f"and store data on NodeContext.disk")
-
-        return refuse
-
     def __repr__(self) -> str:
         return f"<VirtualEventLoop node={self._node.name!r} closed={self._closed}>"
+
+
+# Sockets, subprocesses, signals, file descriptors: real I/O has no place in a simulation. Each of
+# ``AbstractEventLoop``'s I/O methods is refused by name, with a message. (Not by ``__getattr__``:
+# a class with one gets no specialized attribute access from CPython, and every asyncio step reads
+# attributes of its loop.)
+_REAL_IO = ("add_reader", "add_signal_handler", "add_writer", "connect_accepted_socket",
+            "connect_read_pipe", "connect_write_pipe", "create_connection",
+            "create_datagram_endpoint", "create_server", "create_unix_connection",
+            "create_unix_server", "getaddrinfo", "getnameinfo", "remove_reader",
+            "remove_signal_handler", "remove_writer", "sendfile", "set_default_executor",
+            "sock_accept", "sock_connect", "sock_recv", "sock_recv_into", "sock_recvfrom",
+            "sock_recvfrom_into", "sock_sendall", "sock_sendfile", "sock_sendto", "start_tls",
+            "subprocess_exec", "subprocess_shell")
+
+
+def _refusal(name: str) -> Callable[..., Any]:
+    def refuse(self: VirtualEventLoop, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"loop.{name}() is real I/O; inside a simulation, nodes talk through NodeContext.send "
+            f"and store data on NodeContext.disk")
+
+    refuse.__name__ = refuse.__qualname__ = name
+    return refuse
+
+
+for _name in _REAL_IO:
+    setattr(VirtualEventLoop, _name, _refusal(_name))
+del _name
 
 
 def _describe(callback: Callable[..., Any]) -> str:

@@ -6,7 +6,8 @@ restart, not by time). A fault with ``duration_s`` set is undone by the timeline
 fault kind has a YAML spelling: its ``kind`` (``crash``, ``gray_link``…) and its fields.
 
 Families: network (partitions, one-way partitions, AZ isolation, gray links, swizzle-clogging, link
-degradation), process (crash, restart, pause, power-off of a node or an AZ), disk (fail-slow, torn
+degradation), process (crash, restart, pause, power-off of a node or an AZ: power losses stack, a node
+stays off until the last one covering it ends; see ``harness/node.py``), disk (fail-slow, torn
 writes, bit-rot, misdirected writes, disk full, wipe), clock (skew, drift, jump) and deployment
 (deploy, rollback: ``harness/deploy.py``).
 
@@ -27,6 +28,7 @@ from harness.network import GrayLink, LinkConfig
 from harness.params import param
 
 if TYPE_CHECKING:
+    from harness.node import Node
     from harness.world import World
 
 __all__ = ["Fault", "FAULT_KINDS", "Undo"] + [
@@ -196,7 +198,9 @@ def _resolve(world: World, name: str) -> str:
 # -- process ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Crash(Fault):
-    """Crash a node's process: volatile state is lost, and so is every unsynced disk write."""
+    """Crash a node's process: volatile state is lost, and so is every unsynced disk write.
+
+    Skipped on a node without power: it is down already, and boots when its power returns."""
 
     kind: ClassVar[str] = "crash"
     family: ClassVar[str] = "process"
@@ -205,14 +209,16 @@ class Crash(Fault):
                                      "until the heal phase", None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        node = world.node(self.node)
+        node = _powered(world, self.node, "crash")
         node.crash()
         return node.start
 
 
 @dataclass(frozen=True, slots=True)
 class Restart(Fault):
-    """Crash a node and start it again at once; it recovers from what its disk durably holds."""
+    """Crash a node and start it again at once; it recovers from what its disk durably holds.
+
+    Skipped on a node without power: a restart never powers a node on."""
 
     kind: ClassVar[str] = "restart"
     family: ClassVar[str] = "process"
@@ -220,7 +226,7 @@ class Restart(Fault):
     duration_s: float | None = None
 
     def apply(self, world: World) -> None:
-        world.node(self.node).restart()
+        _powered(world, self.node, "restart").restart()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +246,10 @@ class Pause(Fault):
 
 @dataclass(frozen=True, slots=True)
 class PowerOff(Fault):
-    """Cut a node's power: as a crash, and it stays off until powered on."""
+    """Cut a node's power: as a crash, and it stays off until powered on.
+
+    Power losses stack: a node comes back only when the last one covering it (its own, its AZ's)
+    ends."""
 
     kind: ClassVar[str] = "power_off"
     family: ClassVar[str] = "process"
@@ -249,14 +258,14 @@ class PowerOff(Fault):
                                      "heal phase", None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        node = world.node(self.node)
-        node.power_off()
-        return node.power_on
+        return _cut_power([world.node(self.node)])
 
 
 @dataclass(frozen=True, slots=True)
 class PowerOffAz(Fault):
-    """Cut the power of every node in an availability zone."""
+    """Cut the power of every node in an availability zone.
+
+    Each node comes back when the zone's power returns, unless another power loss still covers it."""
 
     kind: ClassVar[str] = "power_off_az"
     family: ClassVar[str] = "process"
@@ -265,15 +274,36 @@ class PowerOffAz(Fault):
                                      "heal phase", None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        nodes = world.nodes_in_az(self.az)
-        for node in nodes:
-            node.power_off()
+        return _cut_power(world.nodes_in_az(self.az))
 
-        def power_on() -> None:
+
+def _cut_power(nodes: list[Node]) -> Undo:
+    """Power the nodes off under a hold of this fault's own; the undo releases it (once), and each
+    node boots only if no other power loss still holds it off (``Node.power_off``)."""
+    hold = object()
+    for node in nodes:
+        node.power_off(hold)
+    released = False
+
+    def power_on() -> None:
+        nonlocal released
+        if not released:
+            released = True
             for node in nodes:
-                node.power_on()
+                node.power_on(hold)
 
-        return power_on
+    return power_on
+
+
+def _powered(world: World, name: str, what: str) -> Node:
+    """The node, unless a power loss holds it off: a crash or restart of a machine without power
+    is skipped (logged as such), and the node boots when its power returns."""
+    node = world.node(name)
+    if node.power_holds:
+        from harness.world import UnresolvedTarget
+
+        raise UnresolvedTarget(f"{node.name} is powered off; the {what} is skipped")
+    return node
 
 
 # -- disk --------------------------------------------------------------------------------------------

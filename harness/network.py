@@ -41,13 +41,15 @@ to the destination host at its delivery time; whether the host was up is the nod
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from harness.link import (COUNTERS, DEFAULT_MESSAGE_SIZE_BYTES, LinkConfig, LinkProfile, LinkState,
                           message_size, message_type)
 from harness.network_faults import Cut, GrayLink, GrayRule, NetworkFault, SwizzleClog
-from harness.scheduler import Kernel
+from harness.node import NodeState
+from harness.scheduler import Kernel, Timer, _new_timer
 
 if TYPE_CHECKING:
     from harness.node import Node
@@ -58,6 +60,35 @@ __all__ = ["Network", "LinkConfig", "GrayLink", "NetworkFault", "Cut", "GrayRule
            "message_type", "message_size"]
 
 _CONSUMED = -1  # what the fault path returns for a message it dropped or held
+_heappush = heapq.heappush
+
+
+# A message's type and size, as ``message_type`` and ``message_size`` tell them, by its class: a
+# class whose instances cannot differ in them (no instance dict, no ``kind`` or ``size_bytes`` slot
+# or property, no ``__getattr__``) has them once, here; for others, None (ask each message).
+_SHAPES: dict[type, tuple[str | None, int | None]] = {}
+
+
+def _learn_shape(cls: type) -> tuple[str | None, int | None]:
+    def static(name: str) -> Any:
+        for klass in cls.__mro__:
+            if name in klass.__dict__:
+                value = klass.__dict__[name]
+                return _VARIES if hasattr(type(value), "__get__") else value
+        return None
+
+    fixed = (cls.__dictoffset__ == 0 and cls is not bytes and "__getattr__" not in dir(cls)
+             and cls.__getattribute__ is object.__getattribute__)
+    kind, size = static("kind"), static("size_bytes")
+    shape = (None if not fixed or kind is _VARIES else kind if type(kind) is str else cls.__name__,
+             None if not fixed or size is _VARIES else size if type(size) is int
+             else DEFAULT_MESSAGE_SIZE_BYTES)
+    _SHAPES[cls] = shape
+    return shape
+
+
+_VARIES = object()
+_RUNNING = NodeState.RUNNING  # for ``_arrive``: one lookup, not two
 
 
 class Network:
@@ -92,33 +123,48 @@ class Network:
             link = self._links[source][destination]
         except KeyError:
             link = self._new_link(source, destination)
+        kind, size = _SHAPES.get(type(message)) or _learn_shape(type(message))
+        if kind is None:  # its class lets it choose (see ``_learn_shape``)
+            kind = message_type(message)
         if size_bytes is None:
-            size_bytes = getattr(message, "size_bytes", None)  # ``message_size``, inlined
-            if type(size_bytes) is not int:
-                size_bytes = len(message) if type(message) is bytes else DEFAULT_MESSAGE_SIZE_BYTES
+            size_bytes = size if size is not None else message_size(message)
         link.messages_sent += 1
         link.bytes_sent += size_bytes
-        kind = getattr(message, "kind", None)
-        if type(kind) is not str:
-            kind = type(message).__name__
-        if link.plain and not link.faulted:
-            # A plain, healthy link (see ``LinkState.plain``): the walk of ``_transmit_copy`` inlined,
+        if link.fast:
+            # A plain, healthy link (see ``LinkState.fast``): the walk of ``_transmit_copy`` inlined,
             # without the steps that cannot apply; the same single draw, for the delay. Keep the two
-            # alike.
+            # alike. (Callables held in attributes are called through locals: CPython 3.11
+            # specializes ``local(...)`` but not ``self.attribute(...)``.)
             now = self.kernel.now_ns
             in_flight = link.in_flight
             if len(in_flight) >= link.prune_at and not link.make_room(now):
                 link.dropped_queue_full += 1
                 self._note_drop(link, kind, "queue-full")
                 return
-            time_ns = now + int(link.uniform_low_ns + link.uniform_span_ns * self._random())
+            random = self._random
+            time_ns = now + int(link.uniform_low_ns + link.uniform_span_ns * random())
             if time_ns < link.last_delivery_ns:
                 time_ns = link.last_delivery_ns
             else:
                 link.last_delivery_ns = time_ns
-            in_flight.append(self._schedule(time_ns, self._arrive_event, (link, source, message),
-                                            link.destination_node, "deliver",
-                                            (source, destination, kind)))
+            # ``Kernel._schedule``, inlined (for a time ahead of now: the delay is positive): a
+            # call less per message. Keep the two alike.
+            kernel = self.kernel
+            timer = _new_timer(Timer)
+            timer.time_ns = time_ns
+            timer.sequence = sequence = next(kernel._sequence)
+            timer.local_deadline_ns = None
+            timer.callback = self._arrive_event
+            timer.args = (link, source, message)
+            timer.owner = node = link.destination_node
+            timer.epoch = node.epoch
+            timer.kind = "deliver"
+            timer.detail = (source, destination, kind)
+            timer.cancelled = False
+            key = time_ns << 64 | sequence
+            _heappush(kernel._heap, key)
+            kernel._events[key] = timer
+            in_flight.append(timer)
             return
         extra_ns = 0
         if link.faulted:
@@ -182,10 +228,20 @@ class Network:
         caches (``make_room`` still forgets those whose delivery a crash or pause took away).
         """
         in_flight = link.in_flight
-        now = self.kernel.now_ns
-        while in_flight and in_flight[0].time_ns <= now:
-            in_flight.popleft()
-        link.destination_node.deliver(source, message)
+        if len(in_flight) == 1:  # this copy was alone on the link: the common case (the head is 0)
+            if in_flight[0].time_ns <= self.kernel.now_ns:
+                del in_flight[0]
+        elif in_flight:
+            link.forget_delivered(self.kernel.now_ns)
+        # ``link.destination_node.deliver(source, message)``, inlined: a call less per message. Keep
+        # the two alike.
+        node = link.destination_node
+        program = node.program
+        if program is None or node.state != _RUNNING:
+            node.stats.messages_dropped_down += 1
+            return
+        node.stats.messages_received += 1
+        node.on_message(source, message)  # with the node's loop running (see ``Kernel``)
 
     def _apply_faults(self, link: LinkState, message: Any, kind: str, size_bytes: int) -> int:
         """Cuts, gray rules and clogs. The extra delay to add, or _CONSUMED if dropped or held."""
@@ -342,6 +398,7 @@ class Network:
     def _refresh(self, link: LinkState) -> None:
         if not self._faults:  # the common case, e.g. every new link of a healthy network
             link.cut, link.gray, link.faulted = False, (), link.clog_depth > 0
+            link.fast = link.plain and not link.faulted
             return
         faults = self._faults.values()
         link.cut = any(isinstance(f, Cut) and f.cuts(link.source_node, link.destination_node)
@@ -349,6 +406,7 @@ class Network:
         link.gray = tuple(f for f in faults
                           if isinstance(f, GrayRule) and f.matches_link(link.source, link.destination))
         link.faulted = link.cut or bool(link.gray) or link.clog_depth > 0
+        link.fast = link.plain and not link.faulted
 
     def _drop_on_cut(self, link: LinkState) -> None:
         """A cut loses what is on the link: copies in flight and messages held by a clog."""
@@ -388,7 +446,7 @@ class Network:
         """Hold every message sent on source→destination until as many ``unclog_link`` calls."""
         link = self._link(source, destination)
         link.clog_depth += 1
-        link.faulted = True
+        link.faulted, link.fast = True, False
 
     def unclog_link(self, source: str, destination: str) -> None:
         """Undo one ``clog_link``; when none is left, send the held messages on, in order."""

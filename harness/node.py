@@ -13,6 +13,13 @@ epoch, so nothing of the old incarnation ever runs again. A pause makes the kern
 events; ``resume()`` puts them back in their original order. Timers set by the node fire by the node's
 local clock; when a clock fault changes that clock, ``clock_changed()`` moves them.
 
+Power losses stack, as a machine stays dark while any cause of its power loss holds (its own, its AZ's).
+Each ``power_off(cause)`` adds a hold (``cause`` identifies who cut the power: each fault passes its own
+token; calls without one share a single hold); ``power_on(cause)`` removes that hold, and the node boots
+only once no hold is left. While a hold remains, ``start()`` and ``restart()`` do nothing: a crash's
+scheduled restart or a restart cannot boot a machine without power; it boots, from its disk, when the
+last hold ends (a ``power-held`` trace event records each refused boot).
+
 The program is created afresh at every start from the system's factory and talks to the world only
 through ``NodeContext``: that is the whole API a system under test needs.
 """
@@ -20,7 +27,8 @@ through ``NodeContext``: that is the whole API a system under test needs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,7 +55,9 @@ _RUNNING = NodeState.RUNNING  # for the per-message paths: one lookup, not two
 
 
 class NodeProgram(Protocol):
-    """What a system under test runs on a node. Only ``on_message`` is required."""
+    """What a system under test runs on a node: an object with ``on_message`` (a callback per
+    delivered message) and, optionally, ``on_start``. A program without ``on_message`` (or with
+    ``on_message = None``) reads its messages with ``await ctx.receive()`` instead."""
 
     def on_message(self, source: str, message: Any) -> None: ...
 
@@ -83,9 +93,12 @@ class Node:
         self.parked: list[Timer] = []
         self.state = NodeState.OFF
         self.program: NodeProgram | None = None
+        self.on_message: Callable[[str, Any], None] | None = None  # see ``_boot``
         self.context: NodeContext | None = None
         self.loop: VirtualEventLoop | None = None
         self.stats = NodeStatistics()
+        # Who holds the power off (cause → None, in insertion order); the node boots when it empties.
+        self.power_holds: dict[object, None] = {}
         # [down_ns, up_ns or None] for every crash or power loss, in true time (for observers and
         # reports; the node's program never sees it).
         self.outages: list[list[int | None]] = []
@@ -111,8 +124,14 @@ class Node:
         return self._factory is not None
 
     def start(self) -> None:
-        """Boot: a fresh program (from the factory) over whatever the disk durably holds."""
+        """Boot: a fresh program (from the factory) over whatever the disk durably holds.
+
+        Does nothing while the node is running, or while a power loss holds it off (``power_on``
+        boots it when the last one ends)."""
         if self.state == NodeState.RUNNING:
+            return
+        if self.power_holds:
+            self._trace("power-held", len(self.power_holds))
             return
         if self._factory is None:
             raise RuntimeError(f"node {self.name} has no program installed")
@@ -130,6 +149,12 @@ class Node:
     def _boot(self) -> None:
         assert self._factory is not None and self.context is not None
         self.program = self._factory(self.context)
+        # What a delivery calls: the program's ``on_message``, or, for a program without one, the
+        # context's inbox (``NodeContext.receive``). Bound once per boot: every delivery calls it.
+        self.on_message = getattr(self.program, "on_message", None)
+        if self.on_message is None:
+            self.on_message = self.context._to_inbox
+            self.context._receives = True
         on_start = getattr(self.program, "on_start", None)
         if on_start is not None:
             on_start()
@@ -141,20 +166,29 @@ class Node:
         self._go_down(NodeState.CRASHED)
         self.stats.crashes += 1
 
-    def power_off(self) -> None:
-        """Power loss: as a crash, and the node stays down until ``power_on``."""
+    def power_off(self, cause: object = None) -> None:
+        """Power loss: as a crash, and the node stays down until every cause holding it off has
+        called ``power_on`` (its own cause). Calls without a cause share one hold."""
+        self.power_holds[cause] = None
         if self.state == NodeState.OFF:
             return
         self._go_down(NodeState.OFF)
         self.stats.power_offs += 1
 
     def restart(self) -> None:
-        """Crash if running, then start again and recover from the disk."""
+        """Crash if running, then start again and recover from the disk. A node held off by a power
+        loss stays off (see ``start``)."""
         self.crash()
         self.start()
 
-    def power_on(self) -> None:
+    def power_on(self, cause: object = None) -> None:
+        """End ``cause``'s power loss; boot once no other power loss holds the node off."""
+        self.power_holds.pop(cause, None)
         self.start()
+
+    def _trace(self, kind: str, detail: object) -> None:
+        kernel = self.world.kernel
+        kernel.trace.record((kernel.now_ns, self.name, kind, detail))
 
     def _go_down(self, state: str) -> None:
         self.epoch += 1  # the kernel now drops every event of the old incarnation
@@ -164,10 +198,11 @@ class Node:
         self.paused = False
         self.parked.clear()
         self.disk.crash()
-        self.program = None
+        self.program = self.on_message = None
         if self.loop is not None:
             self.loop.abandon()
             self.loop = None
+            self.world.kernel.loops_changed()  # the next incarnation never runs in the old loop
 
     def pause(self) -> None:
         """Stall the node (a GC pause): its events are parked until ``resume``."""
@@ -220,20 +255,16 @@ class Node:
             self.stats.messages_dropped_down += 1
             return
         self.stats.messages_received += 1
-        kernel = self.world.kernel  # ``run_in_node``, inlined: a call less per message
-        if kernel.running_loop is not self.loop:
-            kernel.set_running_loop(self, self.loop)
-        program.on_message(source, message)
+        self.on_message(source, message)  # with this node's loop running (see ``Kernel``)
 
     def run_in_node(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run node code with this node's event loop as the running loop (none if it has none).
 
-        The kernel leaves it set for the node's next event and clears it before any other (see
-        ``Kernel.set_running_loop``).
+        Inside this node's events the kernel has made it so already; outside them, this does.
         """
         kernel = self.world.kernel
-        if kernel.running_loop is not self.loop:
-            kernel.set_running_loop(self, self.loop)
+        if kernel.running_loop is not self.loop:  # called from outside this node's events
+            kernel.set_running_loop(self.loop)
         callback(*args)
 
     def event_loop(self) -> VirtualEventLoop:
@@ -241,6 +272,7 @@ class Node:
             from harness.aio import VirtualEventLoop
 
             self.loop = VirtualEventLoop(self)
+            self.world.kernel.loops_changed()  # this node's next event runs in it
         return self.loop
 
     def __repr__(self) -> str:
@@ -267,6 +299,10 @@ class NodeContext:
         self.rng = node.rng.fork(f"boot-{boot}")
         self._network_send = node.world.network.send  # bound once: ``send`` is hot
         self._loop: VirtualEventLoop | None = None  # this incarnation's loop, once it spawns
+        # ``receive``: messages not yet received, and the futures of receivers waiting for one.
+        self._inbox: deque[tuple[str, Any]] = deque()
+        self._receivers: deque[asyncio.Future[tuple[str, Any]]] = deque()
+        self._receives = False  # the program has no ``on_message``: deliveries come here
 
     @property
     def alive(self) -> bool:
@@ -295,7 +331,36 @@ class NodeContext:
         """Send a message over the simulated network. Fire and forget: it may be lost."""
         node = self._node
         if node.epoch == self._epoch and node.state == _RUNNING:  # ``alive``, inlined: hot
-            self._network_send(self.name, destination, message, size_bytes)
+            network_send = self._network_send  # called through a local: see ``Network.send``
+            network_send(self.name, destination, message, size_bytes)
+
+    def receive(self) -> Awaitable[tuple[str, Any]]:
+        """The next message delivered to this node, as ``(source, message)``: ``await
+        ctx.receive()``. For programs without ``on_message`` (their messages wait here, in
+        delivery order, for as long as this incarnation lives); receivers waiting together are
+        served in the order they started waiting. Cancelling a wait (``asyncio.timeout``,
+        ``wait_for``) loses no message."""
+        if not self._receives:
+            raise RuntimeError(f"{self.name}'s program has on_message, which gets every message; "
+                               f"receive() serves programs without one (or with on_message = None)")
+        if self._loop is None:
+            self._loop = self._node.event_loop() if self.alive else _closed_loop(self._node)
+        future = self._loop.create_future()
+        if self._inbox:
+            future.set_result(self._inbox.popleft())
+        else:
+            self._receivers.append(future)
+        return future
+
+    def _to_inbox(self, source: str, message: Any) -> None:
+        """A delivery to a program without ``on_message``: to the first waiting receiver, if any."""
+        receivers = self._receivers
+        while receivers:
+            future = receivers.popleft()
+            if not future.done():  # (a cancelled wait is done)
+                future.set_result((source, message))
+                return
+        self._inbox.append((source, message))
 
     def set_timer(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
                   kind: str = "timer", detail: Any = "") -> Timer:

@@ -67,9 +67,10 @@ class Rng:
         if stop <= 0:
             raise ValueError(f"empty range for randrange({stop})")
         bits = stop.bit_length()
-        value = self.getrandbits(bits)
+        getrandbits = self.getrandbits  # a local: CPython 3.11 calls it faster than an attribute
+        value = getrandbits(bits)
         while value >= stop:
-            value = self.getrandbits(bits)
+            value = getrandbits(bits)
         return value
 
     def chance(self, probability: float) -> bool:

@@ -12,12 +12,13 @@ event already queued, so the FIFO is in ``(time_ns, sequence)`` order by constru
 heap operations; the loop takes the smaller of the two heads.
 
 The running asyncio loop. Node code runs with its node's ``VirtualEventLoop`` as asyncio's running
-loop: ``Node.deliver``, ``Node.run_in_node`` and the loop's own events set it (``set_running_loop``).
-It stays set across consecutive events of that node, and before an event of another owner the loop
-switches straight to that owner's loop (``loop``, if it has one; else none), and to none when a run
-ends: code outside a node never sees its loop. This saves calls to ``asyncio._set_running_loop``,
-which are dear (each allocates, and makes a ``getpid`` system call), where an asyncio message costs
-two events of the same node in a row.
+loop, and code outside a node never sees one. Once any node has a loop, the kernel keeps this so:
+before an owned event, it makes the owner's loop (``loop``; none if it has none) the running loop,
+and none before an unowned event and when a run ends. Switching is skipped between events of the
+same owner, which saves calls to ``asyncio._set_running_loop``, dear ones (each allocates, and
+makes a ``getpid`` system call): an asyncio message costs two events of the same node in a row.
+When a node's loop is made or dropped, the node calls ``loops_changed``, so that its next event
+looks again. Until then (a run of callback nodes only), the kernel does nothing of this at all.
 
 Events may be owned by a node (any object with ``name``, ``epoch``, ``paused`` and ``parked``). The
 kernel enforces two rules for owned events, so that no layer above has to:
@@ -46,6 +47,18 @@ from harness.trace import Trace
 __all__ = ["Kernel", "Timer", "RunOutcome", "EventOwner", "StopReason"]
 
 _heappush, _heappop = heapq.heappush, heapq.heappop  # module globals: one lookup, not two
+_set_running_loop = asyncio._set_running_loop
+_NOBODY = object()  # ``Kernel._loop_owner`` when no owner's event set the running loop
+# The first ordinary sequence number; rescheduled timers' numbers run below it, from 0. Every sequence
+# number is below 2**64, so that a key ``time_ns << 64 | sequence`` orders as (time_ns, sequence).
+_ORDINARY = 2**63
+_SEQUENCES = 2**64 - 1  # a key's sequence number is ``key & _SEQUENCES``
+_NEVER = 2**62  # "no limit" for a time in ns (146 years) or a step count, as a plain int
+
+
+def _is_live(entry: tuple[int, Timer]) -> bool:
+    """Whether an entry of ``Kernel._due`` is its timer's live one (see ``Kernel.move``)."""
+    return entry[0] & _SEQUENCES == entry[1].sequence
 
 StopReason = str  # "quiescent" | "until" | "max_steps" | "failure" | "stopped"
 
@@ -110,16 +123,23 @@ class Kernel:
     def __init__(self, trace: Trace | None = None) -> None:
         self.now_ns = 0
         self.trace = trace if trace is not None else Trace()
-        self._heap: list[tuple[int, int, Timer]] = []
-        self._due: deque[tuple[int, int, Timer]] = deque()  # scheduled for now (see the docstring)
-        self._sequence = itertools.count()
+        # The queue (see the docstring) holds keys, integers that order as (time_ns, sequence) do:
+        # ``time_ns << 64 | sequence``. The heap then compares integers, not tuples: several times
+        # cheaper, in the operation the kernel does most. ``_events`` maps each live key to its
+        # timer; a key left behind by ``move`` is no longer there, and is skipped when popped.
+        self._heap: list[int] = []
+        self._due: deque[int] = deque()  # scheduled for now (see the docstring)
+        self._events: dict[int, Timer] = {}
+        self._sequence = itertools.count(_ORDINARY)
         # Numbers for rescheduled (parked) timers: below every ordinary one, see ``reschedule``.
-        self._early_sequence = itertools.count(-(2**62))
+        self._early_sequence = itertools.count(0)
         self._stop_reason: StopReason | None = None
         self._current: Timer | None = None  # the event being dispatched, if any
-        # The loop set as asyncio's running loop, and the node it belongs to (see the docstring).
+        # The loop set as asyncio's running loop (see the docstring), and the owner of the event
+        # that set it: None while no node has a loop (nothing to keep), ``_NOBODY`` when no owner's
+        # event has set it since, or it may be stale.
         self.running_loop: asyncio.AbstractEventLoop | None = None
-        self._loop_owner: EventOwner | None = None
+        self._loop_owner: Any = None
         self.failure: Failure | None = None
         self.steps = 0
         self.dropped_stale = 0  # events dropped because their node crashed after scheduling them
@@ -148,10 +168,12 @@ class Kernel:
         timer.cancelled = False
         if time_ns <= self.now_ns:  # a deadline already passed fires now: time never goes backwards
             timer.time_ns = time_ns = self.now_ns
-            self._due.append((time_ns, sequence, timer))
+            self._due.append((time_ns << 64 | sequence, timer))
         else:
             timer.time_ns = time_ns
-            _heappush(self._heap, (time_ns, sequence, timer))
+            key = time_ns << 64 | sequence
+            _heappush(self._heap, key)
+            self._events[key] = timer
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[..., Any], *args: Any,
@@ -170,30 +192,37 @@ class Kernel:
         event queued for the same time, in the order it was rescheduled (a message parked by a pause
         is still delivered before a later one on the same link that is due at the resume time).
         """
-        timer.time_ns = max(timer.time_ns, self.now_ns)
+        timer.time_ns = time_ns = max(timer.time_ns, self.now_ns)
         timer.sequence = sequence = next(self._early_sequence)
-        heapq.heappush(self._heap, (timer.time_ns, sequence, timer))
+        key = time_ns << 64 | sequence
+        heapq.heappush(self._heap, key)
+        self._events[key] = timer
 
     def move(self, timer: Timer, time_ns: int) -> None:
         """Move a pending timer to a new true time (e.g. after its node's clock changed).
 
-        The old heap entry stays behind and is skipped when popped, because its sequence number no
-        longer matches the timer's (comparing times would not do: a timer moved away and back would
-        have two live entries and fire twice).
+        The old key stays behind in the queue and is skipped when popped, because it no longer
+        names a live event (it gets a new sequence number: a timer moved away and back must not
+        have two live keys and fire twice).
         """
         time_ns = max(time_ns, self.now_ns)
         if time_ns == timer.time_ns or timer.cancelled:
             return
+        self._events.pop(timer.time_ns << 64 | timer.sequence, None)  # (a key in ``_due``: see there)
         timer.time_ns = time_ns
         timer.sequence = sequence = next(self._sequence)
-        heapq.heappush(self._heap, (time_ns, sequence, timer))
+        key = time_ns << 64 | sequence
+        heapq.heappush(self._heap, key)
+        self._events[key] = timer
 
     def timers_owned_by(self, owner: EventOwner) -> list[Timer]:
         """Live timers of ``owner`` in queue order (deterministic: sorted by time and sequence)."""
-        entries = sorted(entry for entry in itertools.chain(self._heap, self._due)
-                         if entry[2].owner is owner and not entry[2].cancelled
-                         and entry[1] == entry[2].sequence and entry[2].epoch == owner.epoch)
-        return [timer for _, _, timer in entries]
+        live = itertools.chain(self._events.items(),
+                               (entry for entry in self._due if _is_live(entry)))
+        entries = sorted((key, timer) for key, timer in live
+                         if timer.owner is owner and not timer.cancelled
+                         and timer.epoch == owner.epoch)
+        return [timer for _, timer in entries]
 
     def pending(self) -> int:
         """Events on the queue, including cancelled ones not yet popped."""
@@ -225,35 +254,44 @@ class Kernel:
         finally:
             self._current = None  # between runs no event is being dispatched (the sandbox relies on it)
             if self.running_loop is not None:  # nor is any node's loop running
-                self.set_running_loop(None, None)
+                _set_running_loop(None)
+                self.running_loop = None
+            if self._loop_owner is not None:
+                self._loop_owner = _NOBODY
         self.trace.maybe_fold()
         return RunOutcome(self._stop_reason, self.now_ns, self.steps, self.failure)
 
     def _dispatch_until(self, until_ns: int | None, step_limit: int | None) -> None:
-        # The hot loop. Local names for speed; keep it small enough to read in one sitting.
+        # The hot loop. Local names for speed; keep it small enough to read in one sitting. The two
+        # limits are compared as integers, with a bound no run reaches standing for "none": one
+        # comparison per event each, not two.
         heap, due = self._heap, self._due
-        pop = heapq.heappop
+        pop, take = heapq.heappop, self._events.pop
         record = self.trace.record
         fold = self.trace.maybe_fold
+        last_ns = _NEVER if until_ns is None else until_ns
+        last_step = _NEVER if step_limit is None else step_limit
         while self._stop_reason is None:
-            if step_limit is not None and self.steps >= step_limit:
+            if self.steps >= last_step:
                 self._stop_reason = "max_steps" if heap or due else "quiescent"
                 return
-            if due:  # take the smaller head, by (time_ns, sequence)
-                if heap and heap[0] < due[0]:
-                    time_ns, sequence, timer = pop(heap)
-                else:
-                    time_ns, sequence, timer = due.popleft()
+            if due and not (heap and heap[0] < due[0][0]):  # take the smaller head
+                key, timer = due.popleft()
+                if timer.cancelled or key & _SEQUENCES != timer.sequence:
+                    continue  # cancelled, or left behind by ``move``
             elif heap:
-                time_ns, sequence, timer = pop(heap)
+                timer = take(pop(heap), None)
+                if timer is None or timer.cancelled:
+                    continue  # a stale key left behind by ``move``, or cancelled
             else:
                 self._stop_reason = "quiescent"
                 return
-            if timer.cancelled or sequence != timer.sequence:
-                continue  # cancelled, or a stale entry left behind by ``move``
-            if until_ns is not None and time_ns > until_ns:
-                heapq.heappush(heap, (time_ns, sequence, timer))  # unchanged: keeps its tie order
-                self.now_ns = max(self.now_ns, until_ns)
+            time_ns = timer.time_ns
+            if time_ns > last_ns:
+                key = time_ns << 64 | timer.sequence
+                heapq.heappush(heap, key)  # unchanged: keeps its tie order
+                self._events[key] = timer
+                self.now_ns = max(self.now_ns, last_ns)
                 self._stop_reason = "until"
                 return
             owner = timer.owner
@@ -271,16 +309,26 @@ class Kernel:
             self.steps = steps = self.steps + 1
             if not steps & 255:
                 fold()
-            if self._loop_owner is not None and owner is not self._loop_owner:
-                self.set_running_loop(owner, getattr(owner, "loop", None))  # see the docstring
+            loop_owner = self._loop_owner
+            if loop_owner is not None and owner is not loop_owner:  # see the docstring
+                loop = getattr(owner, "loop", None)
+                if loop is not self.running_loop:
+                    _set_running_loop(loop)
+                    self.running_loop = loop
+                self._loop_owner = owner if owner is not None else _NOBODY
             self._current = timer
             timer.callback(*timer.args)
 
-    def set_running_loop(self, owner: EventOwner | None, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Make ``loop`` (``owner``'s) asyncio's running loop, until an event of another owner."""
-        asyncio._set_running_loop(loop)
+    def set_running_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Make ``loop`` the running loop now, for code run outside its node's events (the next
+        event sets the right one again)."""
+        _set_running_loop(loop)
         self.running_loop = loop
-        self._loop_owner = owner if loop is not None else None
+        self._loop_owner = _NOBODY
+
+    def loops_changed(self) -> None:
+        """A node made or dropped its asyncio loop: look again before the next owned event."""
+        self._loop_owner = _NOBODY
 
     def _on_exception(self, error: BaseException) -> None:
         timer = self._current
@@ -291,6 +339,12 @@ class Kernel:
         owner = timer.owner if timer is not None else None
         if owner is None and not isinstance(error, AmbientNondeterminismError):
             raise error  # an unowned event is harness code: a harness bug must not look like a SUT bug
+        if timer.kind == "aio":  # an asyncio callback: its loop reports it, as asyncio would
+            loop = getattr(owner, "loop", None)  # (see ``VirtualEventLoop.call_soon``)
+            if loop is not None:  # else the node crashed in the callback: its loop is closed
+                callback, *args = timer.args
+                loop.report_callback_error(callback, tuple(args), error)
+            return
         kind = "ambient-nondeterminism" if isinstance(error, AmbientNondeterminismError) else "exception"
         self.fail(Failure(kind=kind, message=f"{type(error).__name__}: {error}",
                           time_ns=self.now_ns, node=owner.name if owner else None,

@@ -822,18 +822,31 @@ def test_digest_is_the_same_across_processes_and_hash_seeds() -> None:
     assert digests == {ping_pong_digest(7)[0]}
 
 
-def test_call_soon_handles_are_made_as_handle_init_makes_them() -> None:
-    """``call_soon`` builds its handle without ``Handle.__init__`` (for speed): same slots, same values."""
-    from harness.aio import _SoonHandle
+def test_call_soon_handles_answer_as_asyncio_handles_do() -> None:
+    """``call_soon``'s handle keeps only its kernel event (for speed) and reads the rest from it:
+    what asyncio's ``Handle`` answers, it answers the same."""
+    import contextvars
 
     loop = make_world().node("n1").event_loop()
-    ours = loop.call_soon(print, 1, 2)  # no context given: each takes a copy
-    reference = _SoonHandle(print, (1, 2), loop, None)
-    slots = [name for name in asyncio.Handle.__slots__ if name != "__weakref__"]
-    assert set(slots) == {"_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr",
-                          "_context"}, "asyncio.Handle changed: update VirtualEventLoop.call_soon"
-    for name in slots:
-        if name == "_context":
-            assert type(getattr(ours, name)) is type(getattr(reference, name))
-        else:
-            assert getattr(ours, name) == getattr(reference, name), name
+    context = contextvars.copy_context()
+    ours = loop.call_soon(print, 1, 2, context=context)
+    reference = asyncio.Handle(print, (1, 2), loop, context)
+    assert isinstance(ours, asyncio.Handle)
+    assert ours.get_context() is context
+    assert ours.cancelled() is reference.cancelled() is False
+    assert repr(ours) == repr(reference).replace("<Handle", "<_SoonHandle")
+    ours.cancel()
+    reference.cancel()
+    assert ours.cancelled() is reference.cancelled() is True
+    assert "cancelled" in repr(ours)
+    assert type(loop.call_soon(print).get_context()) is contextvars.Context  # a copy when none given
+
+
+def test_a_cancelled_call_soon_never_runs() -> None:
+    world = make_world()
+    loop = world.node("n1").event_loop()
+    ran: list[str] = []
+    loop.call_soon(ran.append, "kept")
+    loop.call_soon(ran.append, "cancelled").cancel()
+    world.kernel.run()
+    assert ran == ["kept"]

@@ -129,7 +129,7 @@ def test_gray_link_can_corrupt_messages_in_flight() -> None:
     strike(timeline, 0.5, f.GrayLinkFault(source="n1", destination="n2", drop_probability=0.0,
                                           corrupt_probability=1.0))
     world.kernel.run(until_ns=1 * SECOND)
-    world.node("n2").program.on_message = lambda source, message: damaged.append(message)  # type: ignore[union-attr]
+    world.node("n2").on_message = lambda source, message: damaged.append(message)
     world.network.send("n1", "n2", Fragile())
     world.network.send("n1", "n2", b"\x00\x00")
     world.network.send("n2", "n1", Fragile())  # the other direction is untouched
@@ -216,6 +216,87 @@ def test_power_off_az_takes_down_every_node_in_the_zone() -> None:
     assert [world.node(n).state for n in ("n1", "n2", "n3")] == ["off", "off", "running"]
     timeline.undo_all()
     assert all(world.node(n).is_up for n in ("n1", "n2", "n3"))
+
+
+# Power losses stack: a node stays off while any power loss covering it is in force.
+def az_world() -> tuple[World, FaultTimeline]:
+    world = World(1, Topology.from_azs({"az-a": ["s1", "s2"], "az-b": ["s3"]}))
+    log: list[tuple[int, str, str, str]] = []
+    for name in world.node_names():
+        world.node(name).install(lambda ctx: Pinger(ctx, log))
+        world.node(name).start()
+    return world, FaultTimeline(world)
+
+
+def state_at(world: World, at_s: float, *names: str) -> list[str]:
+    world.kernel.run(until_ns=round(at_s * SECOND))
+    return [world.node(name).state for name in names]
+
+
+@pytest.mark.parametrize("first, second", [((1.0, 4.0), (2.0, 1.0)), ((1.0, 2.0), (2.0, 3.0))],
+                         ids=["inner-ends-first", "outer-ends-first"])
+def test_overlapping_power_offs_hold_the_node_off_until_the_last_one_ends(
+        first: tuple[float, float], second: tuple[float, float]) -> None:
+    world, log, timeline = make_world()
+    for at_s, duration_s in (first, second):
+        strike(timeline, at_s, f.PowerOff(node="n1", duration_s=duration_s))
+    assert state_at(world, 3.5, "n1") == ["off"]  # one of the two has ended, the other holds
+    assert received(log, "n1", "n2", 3 * SECOND, int(4.9 * SECOND)) == 0
+    assert state_at(world, 5.5, "n1") == ["running"]
+    node = world.node("n1")
+    assert (node.stats.power_offs, node.stats.starts) == (1, 2)  # one outage, one boot
+    assert received(log, "n1", "n2", int(5.1 * SECOND), int(5.5 * SECOND)) > 0
+
+
+def test_a_node_powered_off_inside_its_dark_az_stays_off_until_the_az_returns() -> None:
+    world, timeline = az_world()
+    strike(timeline, 5.0, f.PowerOff(node="s1", duration_s=10.0))  # 5 s to 15 s
+    strike(timeline, 10.0, f.PowerOffAz(az="az-a", duration_s=20.0))  # 10 s to 30 s
+    assert state_at(world, 12.0, "s1", "s2", "s3") == ["off", "off", "running"]
+    assert state_at(world, 20.0, "s1", "s2", "s3") == ["off", "off", "running"]  # s1's own ended
+    assert state_at(world, 30.5, "s1", "s2", "s3") == ["running"] * 3
+    assert world.node("s1").stats.starts == 2 and world.node("s2").stats.starts == 2
+
+
+def test_a_dark_az_returns_but_a_node_whose_own_power_loss_lasts_stays_off() -> None:
+    world, timeline = az_world()
+    strike(timeline, 1.0, f.PowerOffAz(az="az-a", duration_s=2.0))  # 1 s to 3 s
+    strike(timeline, 2.0, f.PowerOff(node="s1", duration_s=3.0))  # 2 s to 5 s
+    assert state_at(world, 4.0, "s1", "s2") == ["off", "running"]
+    assert state_at(world, 5.5, "s1", "s2") == ["running", "running"]
+
+
+def test_the_heal_phase_powers_on_nodes_held_by_several_power_losses() -> None:
+    world, timeline = az_world()
+    strike(timeline, 1.0, f.PowerOff(node="s1"))
+    strike(timeline, 2.0, f.PowerOffAz(az="az-a"))
+    assert state_at(world, 3.0, "s1", "s2") == ["off", "off"]
+    timeline.undo_all()
+    assert world.node("s1").is_up and world.node("s2").is_up
+
+
+def test_a_restart_or_crash_of_a_powered_off_node_is_skipped_and_does_not_power_it_on() -> None:
+    world, _, timeline = make_world()
+    strike(timeline, 1.0, f.PowerOff(node="n1", duration_s=4.0))  # 1 s to 5 s
+    strike(timeline, 2.0, f.Restart(node="n1"))
+    strike(timeline, 2.5, f.Crash(node="n1", duration_s=1.0))  # would restart it at 3.5 s
+    assert state_at(world, 4.5, "n1") == ["off"]
+    assert [entry.description for entry in timeline.log[1:]] == [
+        "skipped restart(node=n1): n1 is powered off; the restart is skipped",
+        "skipped crash(node=n1, duration_s=1): n1 is powered off; the crash is skipped"]
+    assert state_at(world, 5.5, "n1") == ["running"]
+    node = world.node("n1")
+    assert (node.stats.starts, node.stats.crashes, node.stats.power_offs) == (2, 0, 1)
+
+
+def test_a_crash_that_outlasts_a_later_power_loss_ends_when_the_power_returns() -> None:
+    # Documented, unchanged: powering a machine on boots it, whatever crashed its process before.
+    world, _, timeline = make_world()
+    strike(timeline, 1.0, f.Crash(node="n1", duration_s=4.0))  # would restart it at 5 s
+    strike(timeline, 2.0, f.PowerOff(node="n1", duration_s=1.0))
+    assert state_at(world, 2.5, "n1") == ["off"]
+    assert state_at(world, 3.5, "n1") == ["running"]
+    assert state_at(world, 5.5, "n1") == ["running"] and world.node("n1").stats.starts == 2
 
 
 # -- disk ----------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ def _holds(variant: Variant, filename: str, other: str) -> bool:
     return all(check.passed for check in judgement.checks)
 
 
+@pytest.mark.slow  # CI runs these seeds in its sweep, on both cores (`.ci/run`)
 @pytest.mark.parametrize("seed", EXTRA_SEEDS)
 @pytest.mark.parametrize(("filename", "variant"), [
     case for case in library_cases() if case[0] not in NOT_ON_EXTRA_SEEDS])

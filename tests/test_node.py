@@ -156,6 +156,38 @@ def test_power_off_of_a_crashed_node() -> None:
     assert node.is_up
 
 
+def test_power_losses_stack_by_cause() -> None:
+    world = make_world()
+    node = install(world, "n1", [])
+    node.start()
+    node.power_off("feed-a")
+    node.power_off("feed-b")  # already off: one more hold, not a second outage
+    assert (node.state, node.stats.power_offs, node.epoch) == (NodeState.OFF, 1, 1)
+    node.power_on("feed-a")
+    assert node.state == NodeState.OFF  # feed-b still holds it
+    node.start()
+    node.restart()  # neither boots a node without power
+    assert node.state == NodeState.OFF and node.stats.starts == 1
+    node.power_on("feed-a")  # a cause that no longer holds: nothing changes
+    assert node.state == NodeState.OFF
+    node.power_on("feed-b")
+    assert node.is_up and node.stats.starts == 2 and node.power_holds == {}
+    held = [record for record in world.kernel.trace.tail() if record[2] == "power-held"]
+    assert [(name, detail) for _, name, _, detail in held] == [("n1", 1)] * 4
+
+
+def test_power_off_without_a_cause_is_one_shared_hold() -> None:
+    world = make_world()
+    node = install(world, "n1", [])
+    node.start()
+    node.power_off()
+    node.power_off("fault")
+    node.power_on()
+    assert node.state == NodeState.OFF
+    node.power_on("fault")
+    assert node.is_up
+
+
 def test_pause_and_resume_flags_and_statistics() -> None:
     world = make_world()
     node = install(world, "n1", [])
