@@ -104,6 +104,9 @@ svg.timeline .fault-label { fill: #222; font-size: 10.5px; }
 svg.timeline .marker { fill: #fff; stroke: #222; stroke-width: 1.2; }
 svg.timeline .marker.spurious-election { fill: #e53935; stroke: #7f0000; }
 svg.timeline .marker.leader { stroke: #fff; stroke-width: .8; }
+svg.timeline .marker.membership { fill: #8e6bbf; stroke: #3b2360; }
+svg.timeline .marker.alarm { fill: #ffb300; stroke: #7a4f00; }
+svg.timeline .marker.remediation { fill: #43a047; stroke: #1b5e20; fill-rule: evenodd; }
 svg.timeline .op { stroke: none; }
 svg.timeline .op.ok { fill: var(--ok); opacity: .55; }
 svg.timeline .op.fail { fill: var(--fail); }
@@ -236,6 +239,10 @@ def _legend() -> str:
         ('<path d="M11,1L16,6L11,11L6,6Z" fill="#e53935" stroke="#7f0000"/>',
          "spurious election (a healthy leader deposed)"),
         ('<circle cx="11" cy="6" r="3.2" fill="#4e79a7"/>', "became leader"),
+        ('<path d="M7.5,2.5H14.5V9.5H7.5Z" fill="#8e6bbf" stroke="#3b2360"/>', "membership change"),
+        ('<path d="M11,0.5L16,10L6,10Z" fill="#ffb300" stroke="#7a4f00"/>', "alarm"),
+        ('<path d="M7,2H15V10H7Z M11,4A2,2 0 1 0 11.01,4Z" fill="#43a047" stroke="#1b5e20" '
+         'fill-rule="evenodd"/>', "automation acted"),
         ('<rect x="1" y="1" width="20" height="10" fill="#f6d5d8" stroke="#d1495b"/>', "crashed"),
         ('<rect x="1" y="1" width="20" height="10" fill="#d9d9d9" stroke="#555"/>', "powered off"),
         ('<rect x="1" y="1" width="20" height="10" fill="#f6c667"/>', "paused"),

@@ -60,6 +60,16 @@ STUB = 14  # px: how far a dropped message's stub reaches towards its destinatio
 # Soft colours for bands that are about no node and have no style of their own (e.g. versions).
 SOFT = ("#dbe4ee", "#f3e1c7", "#d9ead3", "#e8dcef", "#f5d6d6", "#d3ecec", "#efe8c9", "#e0e0e0")
 STYLED_BANDS = frozenset({"out-of-service"})  # band kinds the stylesheet colours
+# Marker shapes by kind (the stylesheet colours them): a diamond for elections (and any kind not
+# named here), a dot for a new leader, a square for a membership change, a triangle for an alarm,
+# a circle-in-square for what automation did about one.
+MARKER_SHAPES = {
+    "election": "M0,-5L5,0L0,5L-5,0Z",
+    "leader": "M0,-3.2A3.2,3.2 0 1 0 0.01,-3.2Z",
+    "membership": "M-3.5,-3.5H3.5V3.5H-3.5Z",
+    "alarm": "M0,-5.5L5,4L-5,4Z",
+    "remediation": "M-4,-4H4V4H-4Z M0,-2A2,2 0 1 0 0.01,-2Z",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +416,7 @@ class _Timeline:
                 continue
             title = f"{_when(time_ns)} {lane_name}: {label}"
             x, y = self.x(time_ns), lane.middle
-            shape = "M0,-3.2A3.2,3.2 0 1 0 0.01,-3.2Z" if kind == "leader" else "M0,-5L5,0L0,5L-5,0Z"
+            shape = MARKER_SHAPES.get(kind, MARKER_SHAPES["election"])
             colour = self.colours.get(node) if kind == "leader" and node else None
             style = f' style="fill:{colour}"' if colour else ""
             parts.append(f'<path class="marker {escape(kind)}"{self._timed(time_ns)} '

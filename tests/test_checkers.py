@@ -367,6 +367,8 @@ def test_availability_metrics_and_a_pass_without_bounds() -> None:
     assert metrics["unavailable_s"] == 18.0 and metrics["unavailability_intervals"] == 3
     assert metrics["write_unavailable_s"] == 12.5 and metrics["read_unavailable_s"] == 9.0
     assert metrics["longest_unavailable_s"] == 11.5
+    # Writes: 11.5 s in group 1 and 1 s elsewhere; the longest is one group's, not the sum.
+    assert metrics["longest_write_unavailable_s"] == 11.5 and metrics["longest_read_unavailable_s"] == 9.0
     assert metrics["latency_ms.get_item/strong.p99"] == 1000.0
     assert result.evidence[0] == ("group 1 unavailable for writes from 12.000000 s to 23.500000 s "
                                   "(11.500 s, 2 failed or unknown operations)")

@@ -158,6 +158,20 @@ def test_the_reference_system_draws_leases_elections_and_the_gray_link() -> None
     assert Result.from_dict(json.loads(result.to_json())) == result
 
 
+def test_canary_alarms_and_remediations_are_drawn_and_versions_only_when_deployed() -> None:
+    from library_runs import library_run  # shared with the library's tests: run once per session
+
+    result = library_run("s04-routers-cannot-reach-leader.yaml", "remediation")
+    markers = result.recording["system"]["markers"]
+    alarms = [marker for marker in markers if marker[2] == "alarm"]
+    moves = [marker for marker in markers if marker[2] == "remediation"]
+    assert alarms and moves and alarms[0][0] == moves[0][0] == "partition 0"
+    assert alarms[0][1] <= moves[0][1] and "probes failed" in alarms[0][3]
+    assert not [band for band in result.recording["system"]["bands"] if band[3] == "version"]
+    page = render_html([result])
+    assert 'class="marker alarm"' in page and 'class="marker remediation"' in page
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["report", "missing.json"], "no such file"),
     (["report", "README.md"], "not a run's JSON report"),

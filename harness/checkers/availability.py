@@ -13,7 +13,10 @@ reports a false condition (``verdict.answered``: a rejected conditional write is
   failed operation is invoked after the group's last success and ends when the next success completes
   (or at ``end_ns``). A success counts at its completion (the service demonstrably answered then), a
   failure at its invocation (the request the service did not serve was made then). Intervals of zero
-  length are dropped. Totals are summed over groups (two partitions down for 10 s: 20 s).
+  length are dropped. Totals (``unavailable_s``, ``write_unavailable_s``, ``read_unavailable_s``)
+  are summed over groups (two partitions down for 10 s: 20 s); ``longest_unavailable_s``,
+  ``longest_write_unavailable_s`` and ``longest_read_unavailable_s`` are the longest single interval
+  (how long any one group could not serve: what a bound on failover time is about).
 - Latency percentiles (nearest rank: p50, p99, max, in milliseconds) of the answered operations, per
   ``f``, reads split into ``/strong`` and ``/eventual`` when their argument says ``consistent``.
 
@@ -78,7 +81,7 @@ def check_availability(history: HistoryLike, *, window_s: float = 300.0,
     """Success ratios per window, unavailability intervals per group, latency percentiles; fail only
     if a given bound is broken."""
     operations = operations_of(history)
-    end = _end_of(operations) if end_ns is None else end_ns
+    end = max(_end_of(operations), start_ns) if end_ns is None else end_ns
     if end < start_ns:
         raise ValueError(f"end_ns ({end}) is before start_ns ({start_ns})")
     counted = [operation for operation in operations if start_ns <= operation.invoked_ns <= end]
@@ -87,6 +90,7 @@ def check_availability(history: HistoryLike, *, window_s: float = 300.0,
                  for interval in unavailability_intervals(counted, kind=kind, group_of=group_of,
                                                           end_ns=end)]
     metrics = _metrics(counted, windows, intervals)
+    metrics["availability.from_s"] = start_ns / 1e9  # operations invoked before are not counted
     problems = sorted(_broken_bounds(windows, intervals, max_unavailable_s, min_success_ratio),
                       key=lambda problem: problem[1])
     within = [interval for interval in intervals
@@ -241,6 +245,9 @@ def _metrics(operations: Sequence[Operation], windows: list[Window],
                                                 if interval.kind == kind)
     metrics["unavailability_intervals"] = sum(interval.kind == "all" for interval in intervals)
     metrics["longest_unavailable_s"] = max((interval.length_s for interval in intervals), default=0.0)
+    for kind, prefix in (("write", "write_"), ("read", "read_")):
+        metrics[f"longest_{prefix}unavailable_s"] = max(
+            (interval.length_s for interval in intervals if interval.kind == kind), default=0.0)
     for label, percentiles in latency_percentiles_ms(operations).items():
         metrics.update({f"latency_ms.{label}.{name}": value for name, value in percentiles.items()})
     return metrics

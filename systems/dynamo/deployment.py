@@ -171,10 +171,12 @@ class DeploymentHooks:
         return metrics
 
     def version_bands(self, world: World) -> list[Band]:
-        """One band per node and stretch of a version (kind ``version``), on the node's lane."""
-        return [Band(node, start, end, "version", installed.label())
-                for node, spans in self.versions_ran.intervals(world).items()
-                for start, end, installed in spans]
+        """One band per node and stretch of a version (kind ``version``), on the node's lane; none
+        when the whole run ran one version (nothing was deployed: the bands would say nothing)."""
+        bands = [Band(node, start, end, "version", installed.label())
+                 for node, spans in self.versions_ran.intervals(world).items()
+                 for start, end, installed in spans]
+        return bands if len({band.label for band in bands}) > 1 else []
 
     @staticmethod
     def deployment_markers(world: World) -> list[Marker]:

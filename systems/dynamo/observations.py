@@ -175,6 +175,18 @@ class Observations:
         metrics.update(self.membership_metrics())
         return metrics
 
+    def ready_ns(self, partitions: int) -> int:
+        """When the table became ready: every one of ``partitions`` had had a leader holding a
+        lease (DynamoDB's ACTIVE). 0 if some partition never had one, so that its unavailability
+        counts from the start."""
+        first: dict[int, int] = {}
+        for (partition, _), intervals in self.leases.items():
+            for interval in intervals:
+                first[partition] = min(first.get(partition, interval.start_ns), interval.start_ns)
+        if len(first) < partitions:
+            return 0
+        return max(first.values(), default=0)
+
     def time_without_leader_ns(self) -> int:
         """Summed over partitions: time in which no live replica held a lease (could serve), from the
         partition's first lease to the end of the run (bootstrapping is not counted)."""

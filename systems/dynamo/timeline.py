@@ -12,6 +12,8 @@ from the observer's true-time record (``observations.py``) and the clients' hist
 - a band (kind ``version``) on every node's lane for each stretch it ran one version, labelled
   ``v2 (writes format 2)`` and the like, and a marker on a lane ``deployments`` for each step of a
   deployment (batches, alarms, rollbacks: ``deployment.py``);
+- with canaries (S4), a marker (``alarm``) where the canaries' alarm fired for a partition, and one
+  (``remediation``) where automation moved its leadership away;
 - every client operation, with its outcome.
 """
 
@@ -51,6 +53,15 @@ def timeline(system: DynamoSystem, world: World) -> SystemTimeline:
         markers += [Marker(_lane(partition), time_ns, "membership", change)
                     for partition, time_ns, change in system.durability.changes()]
     markers += system.deployment_markers(world)  # what the deployments did, lane "deployments"
+    if system.canary_monitor is not None:  # S4: the canaries' alarm, and what automation did
+        monitor = system.canary_monitor
+        markers += [Marker(_lane(event.partition), event.time_ns, "alarm",
+                           f"canary alarm: {event.failed} of {event.probes} probes failed")
+                    for event in monitor.alarm.events]
+        markers += [Marker(_lane(record.partition), record.time_ns, "remediation",
+                           f"automation makes {record.node} ineligible to lead" if record.node
+                           else "automation: no leader known, nothing done", record.node)
+                    for record in monitor.remediations]
     markers.sort(key=lambda marker: (marker.time_ns, marker.lane))
     return SystemTimeline(bands=tuple(bands), markers=tuple(markers),
                           operations=tuple(client_operations(system.history)), lanes=lanes,

@@ -65,8 +65,11 @@ def run_checks(system: DynamoSystem, world: World) -> list[CheckResult]:
                        max_quiet_s=config.max_quiet_s,
                        group_of=lambda op: (f"partition {_partition_of(system, op.key)}",
                                             "writes" if op.f in WRITE_OPERATIONS else "reads")),
+        # Measured once the table is ready (every partition has had its first leader), as
+        # ``time_without_leader_s`` is: bootstrapping is not unavailability.
         check_availability(history, window_s=config.window_s,
                            group_of=lambda key: _partition_of(system, key),
+                           start_ns=system.observations.ready_ns(len(system.partition_map)),
                            max_unavailable_s=config.max_unavailable_s,
                            min_success_ratio=config.min_success_ratio),
         check_leases([(i.partition, i.node, i.start_ns, i.end_ns)

@@ -218,3 +218,21 @@ def test_an_unresolvable_selector_skips_the_fault() -> None:
     result = run_scenario(scenario, 1)
     assert result.passed
     assert result.faults[0].description.startswith("skipped crash(node=leader(99))")
+
+
+def test_availability_counts_from_when_every_partition_first_had_a_leader() -> None:
+    """Bootstrapping is not unavailability (as for ``time_without_leader_s``): with seed 12, S1's
+    first writes to one partition fail before its first election, and the next write to it comes
+    seconds later; counted from time 0 that read as 7.8 s of write unavailability."""
+    from systems.dynamo.observations import LeaseInterval, Observations
+
+    observations = Observations(world=None)  # type: ignore[arg-type]  # ready_ns reads leases only
+    observations.leases[(0, "s1")].append(LeaseInterval(0, "s1", 2_000, 9_000))
+    observations.leases[(1, "s2")].append(LeaseInterval(1, "s2", 5_000, 9_000))
+    observations.leases[(1, "s3")].append(LeaseInterval(1, "s3", 1_000, 3_000))
+    assert observations.ready_ns(2) == 2_000  # partition 1 had s3's lease from 1 µs
+    assert observations.ready_ns(3) == 0  # partition 2 never had a leader: count from the start
+
+    result = run_scenario(library_scenario("s01-leader-crash.yaml"), 12)
+    ready_s = result.metrics["availability.from_s"]
+    assert 0 < ready_s < 10 and result.metrics["write_unavailable_s"] <= 5 and result.passed

@@ -175,6 +175,13 @@ def test_a_node_restarts_into_its_installed_version_and_the_record_shows_it() ->
     assert metrics["versions.v1.nodes_at_end"] == 8 and metrics["versions.v2.node_s"] > 10
 
 
+def test_a_run_that_deploys_nothing_draws_no_version_bands() -> None:
+    world, system, _ = small_world()
+    world.kernel.run(until_ns=5 * SECOND)
+    assert system.versions_ran.intervals(world)["s1"]  # every node ran v1 ...
+    assert system.version_bands(world) == []  # ... which the report need not draw on every lane
+
+
 def test_what_v2_wrote_is_on_disk_when_the_node_rolls_back_to_v1() -> None:
     world, system, timeline = small_world()
     timeline.schedule(ScheduledFault(2.0, Deploy(version="v2", name="d", strategy="all_at_once",
