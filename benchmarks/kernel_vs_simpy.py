@@ -164,35 +164,35 @@ class Token:
 
 
 class Quota:
-    """Counts deliveries over all nodes and stops the kernel at the limit."""
+    """Counts deliveries over all nodes and stops the kernel at the limit. Nodes count inline
+    (``delivered += 1``, then compare), as the SimPy variant does with its ``nonlocal``."""
 
     def __init__(self, world: World, limit: int) -> None:
         self.kernel = world.kernel
         self.limit = limit
         self.delivered = 0
 
-    def count(self) -> None:
-        self.delivered += 1
-        if self.delivered >= self.limit:
-            self.kernel.stop()
-
 
 class Forwarder:
-    """A callback-style node program: forward every token to a random node."""
+    """A callback-style node program: forward every token to a random node.
+
+    Written as the SimPy variant is: what runs per message is reached through locals or one
+    attribute (``send``, ``pick``), not chains of them."""
 
     def __init__(self, ctx: NodeContext, names: list[str], tokens: list[Token], quota: Quota) -> None:
         self.ctx, self.names, self.tokens, self.quota = ctx, names, tokens, quota
+        self.send, self.pick = ctx.send, ctx.rng.randrange
 
     def on_start(self) -> None:
         for token in self.tokens:
-            self.forward(token)
+            self.send(self.names[self.pick(NODES)], token)
 
     def on_message(self, source: str, message: Token) -> None:
-        self.quota.count()
-        self.forward(message)
-
-    def forward(self, token: Token) -> None:
-        self.ctx.send(self.names[self.ctx.rng.randrange(NODES)], token)
+        quota = self.quota
+        quota.delivered += 1
+        if quota.delivered >= quota.limit:
+            quota.kernel.stop()
+        self.send(self.names[self.pick(NODES)], message)
 
 
 class ReceivingForwarder(Forwarder):
@@ -205,11 +205,14 @@ class ReceivingForwarder(Forwarder):
         self.ctx.spawn(self.serve(), name=f"{self.ctx.name}/serve")
 
     async def serve(self) -> None:
-        receive = self.ctx.receive
+        receive, send, pick, names, quota = (self.ctx.receive, self.send, self.pick, self.names,
+                                             self.quota)
         while True:
             _source, token = await receive()
-            self.quota.count()
-            self.forward(token)
+            quota.delivered += 1
+            if quota.delivered >= quota.limit:
+                quota.kernel.stop()
+            send(names[pick(NODES)], token)
 
 
 class AsyncForwarder(Forwarder):
@@ -224,10 +227,13 @@ class AsyncForwarder(Forwarder):
         self.inbox.put_nowait(message)
 
     async def serve(self) -> None:
+        get, send, pick, names, quota = self.inbox.get, self.send, self.pick, self.names, self.quota
         while True:
-            token = await self.inbox.get()
-            self.quota.count()
-            self.forward(token)
+            token = await get()
+            quota.delivered += 1
+            if quota.delivered >= quota.limit:
+                quota.kernel.stop()
+            send(names[pick(NODES)], token)
 
 
 def run_graylink(program: type[Forwarder], deliveries: int, seed: int) -> int:

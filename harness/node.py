@@ -52,6 +52,7 @@ class NodeState:
 
 
 _RUNNING = NodeState.RUNNING  # for the per-message paths: one lookup, not two
+_Future = asyncio.Future
 
 
 class NodeProgram(Protocol):
@@ -343,9 +344,10 @@ class NodeContext:
         if not self._receives:
             raise RuntimeError(f"{self.name}'s program has on_message, which gets every message; "
                                f"receive() serves programs without one (or with on_message = None)")
-        if self._loop is None:
-            self._loop = self._node.event_loop() if self.alive else _closed_loop(self._node)
-        future = self._loop.create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = self._node.event_loop() if self.alive else _closed_loop(self._node)
+        future = _Future(loop=loop)  # ``loop.create_future()``, without its frame
         if self._inbox:
             future.set_result(self._inbox.popleft())
         else:

@@ -264,60 +264,66 @@ class Kernel:
     def _dispatch_until(self, until_ns: int | None, step_limit: int | None) -> None:
         # The hot loop. Local names for speed; keep it small enough to read in one sitting. The two
         # limits are compared as integers, with a bound no run reaches standing for "none": one
-        # comparison per event each, not two.
+        # comparison per event each, not two. ``steps`` is counted in a local and written back
+        # however the loop ends (an exception from a callback included); nothing reads
+        # ``self.steps`` during a run.
         heap, due = self._heap, self._due
         pop, take = heapq.heappop, self._events.pop
         record = self.trace.record
         fold = self.trace.maybe_fold
         last_ns = _NEVER if until_ns is None else until_ns
         last_step = _NEVER if step_limit is None else step_limit
-        while self._stop_reason is None:
-            if self.steps >= last_step:
-                self._stop_reason = "max_steps" if heap or due else "quiescent"
-                return
-            if due and not (heap and heap[0] < due[0][0]):  # take the smaller head
-                key, timer = due.popleft()
-                if timer.cancelled or key & _SEQUENCES != timer.sequence:
-                    continue  # cancelled, or left behind by ``move``
-            elif heap:
-                timer = take(pop(heap), None)
-                if timer is None or timer.cancelled:
-                    continue  # a stale key left behind by ``move``, or cancelled
-            else:
-                self._stop_reason = "quiescent"
-                return
-            time_ns = timer.time_ns
-            if time_ns > last_ns:
-                key = time_ns << 64 | timer.sequence
-                heapq.heappush(heap, key)  # unchanged: keeps its tie order
-                self._events[key] = timer
-                self.now_ns = max(self.now_ns, last_ns)
-                self._stop_reason = "until"
-                return
-            owner = timer.owner
-            if owner is not None:
-                if timer.epoch != owner.epoch:
-                    self.dropped_stale += 1
-                    continue
-                if owner.paused:
-                    owner.parked.append(timer)
-                    continue
-                record((time_ns, owner.name, timer.kind, timer.detail))
-            else:
-                record((time_ns, None, timer.kind, timer.detail))
-            self.now_ns = time_ns
-            self.steps = steps = self.steps + 1
-            if not steps & 255:
-                fold()
-            loop_owner = self._loop_owner
-            if loop_owner is not None and owner is not loop_owner:  # see the docstring
-                loop = getattr(owner, "loop", None)
-                if loop is not self.running_loop:
-                    _set_running_loop(loop)
-                    self.running_loop = loop
-                self._loop_owner = owner if owner is not None else _NOBODY
-            self._current = timer
-            timer.callback(*timer.args)
+        steps = self.steps
+        try:
+            while self._stop_reason is None:
+                if steps >= last_step:
+                    self._stop_reason = "max_steps" if heap or due else "quiescent"
+                    return
+                if due and not (heap and heap[0] < due[0][0]):  # take the smaller head
+                    key, timer = due.popleft()
+                    if timer.cancelled or key & _SEQUENCES != timer.sequence:
+                        continue  # cancelled, or left behind by ``move``
+                elif heap:
+                    timer = take(pop(heap), None)
+                    if timer is None or timer.cancelled:
+                        continue  # a stale key left behind by ``move``, or cancelled
+                else:
+                    self._stop_reason = "quiescent"
+                    return
+                time_ns = timer.time_ns
+                if time_ns > last_ns:
+                    key = time_ns << 64 | timer.sequence
+                    heapq.heappush(heap, key)  # unchanged: keeps its tie order
+                    self._events[key] = timer
+                    self.now_ns = max(self.now_ns, last_ns)
+                    self._stop_reason = "until"
+                    return
+                owner = timer.owner
+                if owner is not None:
+                    if timer.epoch != owner.epoch:
+                        self.dropped_stale += 1
+                        continue
+                    if owner.paused:
+                        owner.parked.append(timer)
+                        continue
+                    record((time_ns, owner.name, timer.kind, timer.detail))
+                else:
+                    record((time_ns, None, timer.kind, timer.detail))
+                self.now_ns = time_ns
+                steps += 1
+                if not steps & 255:
+                    fold()
+                loop_owner = self._loop_owner
+                if loop_owner is not None and owner is not loop_owner:  # see the docstring
+                    loop = getattr(owner, "loop", None)
+                    if loop is not self.running_loop:
+                        _set_running_loop(loop)
+                        self.running_loop = loop
+                    self._loop_owner = owner if owner is not None else _NOBODY
+                self._current = timer
+                timer.callback(*timer.args)
+        finally:
+            self.steps = steps
 
     def set_running_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Make ``loop`` the running loop now, for code run outside its node's events (the next
