@@ -125,6 +125,42 @@ def test_message_type_and_size_rules() -> None:
     assert message_size(Heartbeat()) == 128
 
 
+def test_the_network_tells_type_and_size_as_the_rules_do_whatever_the_class() -> None:
+    """``Network.send`` learns a class's type and size once when its instances cannot differ in
+    them; every other class is asked message by message. Either way, the same answers."""
+
+    @dataclass(frozen=True, slots=True)
+    class Fixed:  # no kind, no size: its class name, the default size
+        body: int = 0
+
+    class Tagged:
+        __slots__ = ()
+        kind, size_bytes = "tag", 7
+
+    @dataclass(frozen=True, slots=True)
+    class PerInstance:  # slots named kind and size_bytes: each message says
+        kind: str
+        size_bytes: int
+
+    class Plain:  # an instance dict: anything may be set on a message
+        def __init__(self, kind: str | None = None) -> None:
+            if kind is not None:
+                self.kind = kind
+
+    messages = [Fixed(), Tagged(), PerInstance("a", 10), PerInstance("b", 20), Plain(), Plain("p"),
+                b"12345", "text", (1, 2)]
+    for repeat in range(2):  # the second time from what was learnt
+        world, _ = make_world()
+        for message in messages:
+            world.network.send("n1", "n2", message)
+        world.kernel.run()
+        link = world.network._links["n1"]["n2"]
+        assert link.bytes_sent == sum(message_size(message) for message in messages)
+        kinds = [record[3][2] for record in world.kernel.trace.tail() if record[2] == "deliver"]
+        assert kinds == [message_type(message) for message in messages] == [
+            "Fixed", "tag", "a", "b", "Plain", "p", "bytes", "str", "tuple"]
+
+
 def test_unknown_nodes_are_named_with_the_known_ones() -> None:
     world, _ = make_world()
     with pytest.raises(ValueError, match=r"unknown node 'n9'; known nodes are \['n1', 'n2', 'n3'\]"):
