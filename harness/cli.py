@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     from harness.sweep import add_sweep_parser
 
     add_sweep_parser(commands)
+    from harness.upgrade_suite import add_upgrade_suite_command
+
+    add_upgrade_suite_command(commands)  # M27: harness/upgrade_suite.py
     return parser
 
 

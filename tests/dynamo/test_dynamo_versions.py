@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +281,27 @@ def test_the_suite_passes_a_read_then_write_upgrade_rolled_back_one_step(version
     report = upgrade_downgrade_suite(SUITE, upgrade_steps(version, read_then_write=True),
                                      downgrade=["step-2"], expect=["decode_failures == 0"])
     assert report.passed, report.render_text()
+
+
+def test_the_upgrade_suite_command_reports_each_stage_and_rejects_bad_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.scenario_loader import scenario_to_yaml
+
+    path = tmp_path / "m27.yaml"
+    path.write_text(scenario_to_yaml(SUITE))
+    safe = ["upgrade-suite", str(path), "--to", "v2", "--read-then-write", "--downgrade", "step-2",
+            "--expect", "decode_failures == 0"]
+    assert main(safe) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (f"graylink upgrade-suite {path} --to v2 --read-then-write "
+                                   f"--downgrade step-2 --seed {SUITE.seed} --expect 'decode_failures == 0'")
+    assert "PASS  upgrade" in out and "PASS  downgrade" in out
+    assert main(["upgrade-suite", str(path), "--to", "v2"]) == 1  # one step, rolled back whole
+    out = capsys.readouterr().out
+    assert "FAIL  downgrade" in out and "downgrade stage:" in out and "graylink run" not in out
+    for options, message in [(["--to", "v9"], "--to: unknown version 'v9'"),
+                             (["--to", "v2", "--downgrade", "step-3"], "--downgrade: step-3"),
+                             (["--to", "v2", "--expect", "x =="], "--expect: 'x =='")]:
+        assert main(["upgrade-suite", str(path), *options]) == 2
+        assert message in capsys.readouterr().err
