@@ -15,7 +15,10 @@ Printed per bug: found or not, runs, wall time and CPU time (of this process: th
 load does not change it) to the first failure, the shrinker's runs, the shrunk scenario's size
 (fault actions, client operations, fault phase + heal phase), its failing checks, whether it
 passes with the bug switched off (checked once more), and how many failures the oracle refused
-before it. Then a control: the same fuzzing of the base without any bug.
+before it ("other failures": the reference system failing under those faults without the bug).
+Then a control: the same fuzzing of the base without any bug, as many runs as each hunt
+(``--control``), which goes on past a failure and lists every failing run: those are the reference
+system's own failures under the drawn faults (each written as ``*-unconfirmed-seed*.yaml``).
 
     python benchmarks/bug_hunt.py                       # every bug, 200 runs each, seed 0
     python benchmarks/bug_hunt.py --bugs ack_before_quorum,stale_leader_serves --budget 50
@@ -61,7 +64,9 @@ def with_bug(base: Scenario, bug: str, on: bool = True) -> Scenario:
 
 def hunt(base: Scenario, bug: str | None, args: argparse.Namespace,
          budget: int) -> tuple[FuzzOutcome, bool | None]:
-    """Fuzz the base with ``bug`` on (None: the control, no bug) and confirm what is found."""
+    """Fuzz the base with ``bug`` on and confirm what is found; with ``bug`` None, the control:
+    the same fuzzing of the base without any bug, which does not stop at a failure (every failing
+    run is refused by its oracle, so kept in ``unconfirmed``, and exploration goes on)."""
     settings = FuzzSettings(budget=budget, seed=args.seed, choices=SAFE_DEPLOYS,
                             keep_expectations=True)
     label = bug or "control"
@@ -73,18 +78,38 @@ def hunt(base: Scenario, bug: str | None, args: argparse.Namespace,
         assert bug is not None
         return run_scenario(with_bug(candidate, bug, on=False), seed).passed
 
+    def keep_going(candidate: Scenario, seed: int) -> bool:
+        return False
+
     outcome = fuzz(scenario, settings, report_dir=Path(args.report_dir), progress=progress,
-                   confirm=without_the_bug_it_passes if bug else None)
-    for finding in outcome.unconfirmed[:1]:  # the reference system fails without the bug too
+                   confirm=without_the_bug_it_passes if bug else keep_going)
+    # the reference system failing without the bug: the control's failures, all of them; a hunt's
+    # "other failures", the first of them
+    for finding in outcome.unconfirmed if bug is None else outcome.unconfirmed[:1]:
         path = Path(args.report_dir) / f"{scenario.name}-unconfirmed-seed{finding.seed}.yaml"
+        why = ("Failed in the control run of benchmarks/bug_hunt.py: no planted bug is on"
+               if bug is None else "Failed with the bug switched off too (found by "
+               "benchmarks/bug_hunt.py)")
         path.write_text(scenario_to_yaml(dataclasses.replace(
-            finding.scenario, name=path.stem, seed=finding.seed,
-            description="Failed with the bug switched off too (found by benchmarks/bug_hunt.py)")))
+            finding.scenario, name=path.stem, seed=finding.seed, description=why)))
     confirmed = None
     if outcome.shrunk is not None and bug is not None:
         shrunk = outcome.shrunk
         confirmed = without_the_bug_it_passes(shrunk.scenario, shrunk.seed)
     return outcome, confirmed
+
+
+def control_lines(control: FuzzOutcome, report_dir: str) -> list[str]:
+    """The control's verdict: how many runs failed without any bug, and of what."""
+    failures = control.unconfirmed
+    lines = [f"control (no bug, same settings): {len(failures)} of {control.runs} runs failed "
+             f"({control.wall_s:.0f} s)" + (":" if failures else "")]
+    for finding in failures:
+        size = finding.size()
+        lines.append(f"  run {finding.run}: {', '.join(sorted(failure_kinds(finding.result)))} "
+                     f"({size.describe()}; {report_dir}/{finding.scenario.name}-unconfirmed-seed"
+                     f"{finding.seed}.yaml)")
+    return lines
 
 
 def row(bug: str, outcome: FuzzOutcome, confirmed: bool | None) -> list[str]:
@@ -118,20 +143,22 @@ def table(rows: list[list[str]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=TARGET_RUNS, help="runs per bug (200)")
-    parser.add_argument("--seed", type=int, default=0, help="Hypothesis's seed (0)")
+    parser.add_argument("--seed", type=int, default=0, help="the exploration's seed (0)")
     parser.add_argument("--bugs", help="comma-separated bugs (default: every planted bug)")
     parser.add_argument("--report-dir", default="reports/bug-hunt",
                         help="where the shrunk scenarios go (reports/bug-hunt)")
-    parser.add_argument("--control", type=int, default=100,
-                        help="runs of the same fuzzing on the base without any bug, which must "
-                             "find nothing (100; 0 to skip)")
-    parser.add_argument("--verbose", action="store_true", help="a progress line per run")
+    parser.add_argument("--control", type=int, default=None,
+                        help="runs of the same fuzzing on the base without any bug, every "
+                             "failure listed (default: the budget; 0 to skip)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="a progress line per run")
     args = parser.parse_args()
     names = [field.name for field in dataclasses.fields(Bugs)]
     bugs = names if not args.bugs else [name.strip() for name in args.bugs.split(",")]
     unknown = sorted(set(bugs) - set(names))
     if unknown:
         parser.error(f"unknown bug(s) {', '.join(unknown)}; planted bugs: {', '.join(names)}")
+    if args.control is None:
+        args.control = args.budget
     base = load_scenario(BASE)
     print(f"python benchmarks/bug_hunt.py --budget {args.budget} --seed {args.seed} "
           f"--control {args.control}")
@@ -149,10 +176,7 @@ def main() -> int:
         control, _ = hunt(base, None, args, args.control)
     print(table(rows))
     if control is not None:
-        verdict = ("nothing found" if control.first is None else
-                   f"FOUND a failure at run {control.first.run}: {control.path}")
-        print(f"control (no bug, same settings): {verdict} in {control.runs} runs "
-              f"({control.wall_s:.0f} s)")
+        print("\n".join(control_lines(control, args.report_dir)))
     found = sum(line[1] == "yes" for line in rows)
     print(f"{found} of {len(rows)} planted bugs found in {time.perf_counter() - started:.0f} s; "
           f"target (found within {TARGET_RUNS} runs, shrunk to <= {TARGET_FAULTS} fault actions, "

@@ -9,30 +9,41 @@ default its ``workload``) plus an integer simulation seed. The simulator draws e
 thousand choices, a run makes millions. Each run is judged by every checker the system has (the
 base's expectations and variants are dropped: they describe the base's own story).
 
-Guided search: after each run, ``hypothesis.target`` is told the run's signals (by default the
-metrics ``elections``, ``time_without_leader_s``, ``unavailable_s``, ``operations.info``… that the
-system reports), so Hypothesis's targeting phase pushes towards runs with more elections and more
-unavailability, where bugs live.
+Exploration (``FuzzSettings.explore``). By default every case is drawn afresh: case ``i`` from the
+scenario strategy with a random stream of its own, seeded from (``--seed``, ``i``), through
+Hypothesis's generator but not its engine (``_FreshExplorer`` says why: the engine spends a small
+budget of one-second runs on minimal examples and near-copies). A case drawn twice is not run
+again and does not count. Guided search: after each run, the run's signals (by default the
+metrics ``elections``, ``time_without_leader_s``, ``unavailable_s``, ``operations.info``,
+``checksum_rejections``… that the system reports) are compared with the best so far; after a
+warm-up, a quarter of the cases are drawn near the best run of one signal (its choices kept up to
+a random point, the rest drawn afresh), so the search leans towards runs with more elections, more
+unavailability, more corruption, where bugs live. ``explore="hypothesis"`` runs Hypothesis's own
+engine instead (its generate and target phases, ``hypothesis.target`` fed the same signals); its
+shrinker needs it.
 
-On the first failing run, Hypothesis stops (its generation phase only, by default) and the
-scenario shrinker (``harness.scenario_shrink``) reduces the failing scenario, keeping its seed,
-to few fault actions, few clients and a short run; ``hypothesis_shrink_runs > 0`` lets Hypothesis's
-own shrinker go first, for that many runs. The shrunk scenario is written as YAML, with its seed,
-to the report directory, then loaded back from that file and run again: the report says whether
-the file reproduces the failure (same failing checks, same trace digest).
+On the first failing run, exploration stops and the scenario shrinker
+(``harness.scenario_shrink``) reduces the failing scenario, keeping its seed, to few fault actions,
+few clients and a short run; ``hypothesis_shrink_runs > 0`` lets Hypothesis's own shrinker go
+first, for that many runs. The shrunk scenario is written as YAML, with its seed, to the report
+directory, then loaded back from that file and run again: the report says whether the file
+reproduces the failure (same failing checks, same trace digest).
 
-Determinism. Hypothesis runs with ``@seed(settings.seed)``, ``database=None`` (no example
-database: nothing from an earlier run is replayed), no deadline and no health checks, so the same
-``--seed`` explores the same cases in the same order; ``FuzzOutcome.exploration_digest`` (SHA-256
-of every explored case's YAML and seed) proves it. ``--budget N`` is therefore fully reproducible;
-``--time S`` explores the same sequence but stops where the wall clock says, which is read only
-between runs, never inside one. The same Hypothesis version is needed for the same sequence.
+Determinism. Fresh draws depend on ``--seed`` and the case's index alone (and guided ones on the
+results of earlier runs, themselves deterministic); the engine runs with ``@seed(settings.seed)``,
+``database=None`` (no example database: nothing from an earlier run is replayed), no deadline and
+no health checks. Either way the same ``--seed`` explores the same cases in the same order;
+``FuzzOutcome.exploration_digest`` (SHA-256 of every explored case's YAML and seed) proves it.
+``--budget N`` is therefore fully reproducible; ``--time S`` explores the same sequence but stops
+where the wall clock says, which is read only between runs, never inside one. The same Hypothesis
+version is needed for the same sequence.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,9 +75,11 @@ from harness.system import resolve_system_class
 
 __all__ = ["DEFAULT_TARGETS", "Finding", "FuzzOutcome", "FuzzSettings", "fuzz"]
 
-# Signals Hypothesis's targeting maximises, where the system reports them.
+# Signals the search maximises, where the system reports them: turbulence (elections, time without
+# a leader, unavailability, unknown outcomes, silence) and corruption that reached the system's
+# integrity checks (what a corrupting fault did, whatever the system then made of it).
 DEFAULT_TARGETS = ("elections", "elections.spurious", "time_without_leader_s", "unavailable_s",
-                   "operations.info", "longest_quiet_s")
+                   "operations.info", "longest_quiet_s", "checksum_rejections")
 _SEED_RANGE = 2**32 - 1
 
 
@@ -90,6 +103,10 @@ class FuzzSettings:
     shrink: bool = True  # run the scenario shrinker on a failure
     max_shrink_runs: int = 150
     hypothesis_shrink_runs: int = 0  # let Hypothesis's own shrinker spend this many runs first
+    # How cases are drawn: "fresh" (each from its own seeded stream, see ``_FreshExplorer``) or
+    # "hypothesis" (Hypothesis's engine: its generate and target phases; needed by its shrinker).
+    explore: str = "fresh"
+    guided_share: float = 0.25  # fresh: share of the runs after a warm-up drawn near a best run
 
 
 @dataclass(frozen=True)
@@ -203,7 +220,17 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
                                 keep_faults=settings.keep_faults,
                                 keep_expectations=settings.keep_expectations),
                       st.integers(0, _SEED_RANGE))
-    explorer = _Explorer(settings, run, say, started, cpu_started, confirm)
+    engine = settings.explore
+    if engine not in ("fresh", "hypothesis"):
+        raise ValueError(f"FuzzSettings.explore must be 'fresh' or 'hypothesis', not {engine!r}")
+    if engine == "fresh" and settings.hypothesis_shrink_runs > 0:
+        engine = "hypothesis"  # Hypothesis can shrink only what its own engine found
+    if engine == "fresh" and not fresh_draws_supported():
+        say("this Hypothesis version lacks the choice-sequence API fresh draws use; exploring "
+            "with Hypothesis's engine instead")
+        engine = "hypothesis"
+    explorer = (_FreshExplorer if engine == "fresh" else _Explorer)(
+        settings, run, say, started, cpu_started, confirm)
     if not baseline.passed and (confirm is None or confirm(base, base.seed)):
         # the scenario as written already fails: that is the finding
         explorer.first = Finding(base, base.seed, baseline, 0, time.perf_counter() - started,
@@ -377,6 +404,146 @@ class _Explorer:
                             ("elections", "time_without_leader_s") if name in result.metrics)
         self._say(f"{label}: seed {seed}, {size.describe()}: {verdict}"
                   + (f" [{signals}]" if signals else ""))
+
+
+class _FreshExplorer(_Explorer):
+    """Fresh draws: case ``i`` is drawn from the scenario strategy with its own random stream,
+    seeded from (``--seed``, ``i``) by SHA-256, through Hypothesis's own generator
+    (``draw_case``) but not its engine. The engine is built for tests that take microseconds: of
+    a small budget it spends the first tenth on minimal examples (one fault, the first kind, the
+    first node), follows every example with up to five copies of it with one part duplicated,
+    and from half the budget on hill-climbs its targets one small step at a time. Where a run
+    takes a second, that is most of the budget spent near a few cases (measured on the bug hunt:
+    200 runs, 134 of them with a single fault, 35 distinct simulation seeds); fresh draws give
+    200 different cases.
+
+    Guidance, the part of ``target()`` that pays at this budget: after a warm-up (a fifth of the
+    budget, at least 10 runs), a share of the cases (``guided_share``) is drawn near the best run
+    so far of a target signal (one of them at random), from its choice sequence, half of them
+    each way: cut (kept up to a random point, the rest drawn afresh: the choices are drawn in the
+    order faults, random profile, workload, simulation seed, so a cut keeps the first faults and
+    redraws the others, or keeps every fault and redraws the workload and the seed) or mutated
+    (one to three choices drawn afresh within their own bounds, the rest kept: one field of one
+    fault, say, its destination or its probability; where a changed choice changes the shape,
+    a fault of another kind, the choices after it that no longer fit take their simplest value)."""
+
+    _MAX_MISSES = 1000  # draws in a row that are invalid or already run: the space is exhausted
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._best: dict[str, tuple[float, tuple[Any, ...]]] = {}  # target → (score, nodes)
+        self._nodes: tuple[Any, ...] = ()  # the choice nodes of the case being run
+        self._origin = ""
+
+    def explore(self, drawn: st.SearchStrategy[tuple[Scenario, int]]) -> None:
+        settings = self.settings
+        budget = settings.budget
+        warm_up = max(10, budget // 5) if budget is not None else 20
+        index = misses = 0
+        while budget is None or self.runs < budget:
+            rng = random.Random(case_seed(settings.seed, index))
+            index += 1
+            prefix: tuple[Any, ...] = ()
+            self._origin = ""
+            if self._best and self.runs >= warm_up and rng.random() < settings.guided_share:
+                label = rng.choice(sorted(self._best))
+                nodes = self._best[label][1]
+                if rng.random() < 0.5:
+                    prefix = tuple(node.value for node in nodes[:rng.randrange(len(nodes))])
+                    how = "cut"
+                else:
+                    prefix, how = mutated(nodes, rng, rng.randint(1, 3)), "mutated"
+                self._origin = f" (near the best {label} so far: {how})"
+            case = draw_case(drawn, rng, prefix)
+            key = None if case is None else (scenario_to_yaml(case[0][0]), case[0][1])
+            if case is None or key in self._results:
+                misses += 1
+                if misses >= self._MAX_MISSES:
+                    self.stopped = "exhausted"
+                    return
+                continue
+            misses = 0
+            (scenario, seed), self._nodes = case
+            try:
+                result = self._new_run(scenario, seed, key)
+            except _OutOfTime:
+                self.stopped = "time"
+                return
+            assert result is not None
+            if self._fails(result) and key not in self._refused:
+                self.stopped = "failure"
+                return
+
+    def _target(self, result: Result) -> None:
+        names = self.settings.targets if self.settings.targets is not None else DEFAULT_TARGETS
+        for name in names:
+            value = result.metrics.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 \
+                    and value > self._best.get(name, (0.0, ()))[0]:
+                self._best[name] = (float(value), self._nodes)
+
+    def _report(self, scenario: Scenario, seed: int, result: Result) -> None:
+        say = self._say
+        self._say = lambda text: say(text + self._origin)
+        try:
+            super()._report(scenario, seed, result)
+        finally:
+            self._say = say
+
+
+def case_seed(seed: int, index: int) -> int:
+    """The seed of the random stream case ``index`` of a fresh exploration is drawn from."""
+    return int.from_bytes(hashlib.sha256(f"graylink-fuzz/{seed}/{index}".encode()).digest()[:8],
+                          "big")
+
+
+def draw_case(strategy: st.SearchStrategy[Any], rng: random.Random,
+              prefix: Sequence[Any] = ()) -> tuple[Any, tuple[Any, ...]] | None:
+    """One value of ``strategy`` drawn by Hypothesis's generator from ``rng`` (its first choices
+    taken from ``prefix``, choice values), with the choice nodes that make it (each node's
+    ``value``, ``type`` and ``constraints``); None if the draw was invalid (a filter refused it).
+    Uses Hypothesis's internal ``ConjectureData``, as HypoFuzz does: the public API draws only
+    inside its engine."""
+    from hypothesis.control import BuildContext
+    from hypothesis.errors import StopTest
+    from hypothesis.internal.conjecture.data import ConjectureData
+
+    data = ConjectureData(random=rng, prefix=tuple(prefix) or None)
+    try:
+        with BuildContext(data, wrapped_test=None):  # type: ignore[arg-type]
+            value = data.draw(strategy)
+    except StopTest:
+        return None
+    return value, tuple(data.nodes)
+
+
+def mutated(nodes: Sequence[Any], rng: random.Random, count: int = 1) -> tuple[Any, ...]:
+    """The choice values of ``nodes`` with ``count`` of them (not forced ones) drawn afresh from
+    ``rng`` within their own type and constraints."""
+    from hypothesis.internal.conjecture.data import ConjectureData
+
+    values = [node.value for node in nodes]
+    free = [index for index, node in enumerate(nodes) if not node.was_forced]
+    scratch = ConjectureData(random=rng)
+    for index in rng.sample(free, min(count, len(free))):
+        node = nodes[index]
+        values[index] = getattr(scratch, f"draw_{node.type}")(**node.constraints)
+    return tuple(values)
+
+
+def fresh_draws_supported() -> bool:
+    """Whether this Hypothesis has the choice-sequence API ``draw_case`` and ``mutated`` need
+    (6.1xx does)."""
+    strategy = st.lists(st.integers(0, 9), min_size=2)
+    try:
+        first = draw_case(strategy, random.Random(1))
+        if first is None:
+            return False
+        again = draw_case(strategy, random.Random(2), tuple(node.value for node in first[1]))
+        changed = draw_case(strategy, random.Random(3), mutated(first[1], random.Random(4), 5))
+    except Exception:  # noqa: BLE001 - any change of the internal API
+        return False
+    return again is not None and again[0] == first[0] and changed is not None
 
 
 # -- the written scenario ---------------------------------------------------------------------------

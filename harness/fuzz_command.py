@@ -28,7 +28,8 @@ def add_fuzz_command(commands: Any) -> None:
                        help="explore for S seconds of wall time (the same cases as --budget, in "
                             "the same order, stopping when time is up)")
     fuzz.add_argument("--seed", type=_non_negative_int, default=0,
-                      help="Hypothesis's seed: the same seed explores the same cases (default 0)")
+                      help="the exploration's seed: the same seed explores the same cases "
+                           "(default 0)")
     fuzz.add_argument("--report-dir", default="reports", metavar="DIR",
                       help="where the shrunk failing scenario (YAML) and its report go")
     fuzz.add_argument("--variant", metavar="NAME",
@@ -54,13 +55,19 @@ def add_fuzz_command(commands: Any) -> None:
                       help="draw a field from these values only, e.g. deploy.version=v1,v2 "
                            "(repeatable; overrides the system's FUZZ_CHOICES)")
     fuzz.add_argument("--target", action="append", default=None, metavar="METRIC",
-                      help="a metric for Hypothesis to maximise (repeatable; default: elections, "
-                           "time_without_leader_s, unavailable_s, ... where reported)")
+                      help="a metric the search maximises (repeatable; default: elections, "
+                           "time_without_leader_s, unavailable_s, checksum_rejections, ... where "
+                           "reported)")
     fuzz.add_argument("--no-shrink", action="store_true", help="write the first failure as found")
     fuzz.add_argument("--max-shrink-runs", type=_non_negative_int, default=150, metavar="N",
                       help="runs the shrinker may spend (default 150)")
     fuzz.add_argument("--hypothesis-shrink", type=_non_negative_int, default=0, metavar="N",
-                      help="let Hypothesis's own shrinker spend N runs before ours (default 0)")
+                      help="let Hypothesis's own shrinker spend N runs before ours (default 0; "
+                           "implies --explore hypothesis)")
+    fuzz.add_argument("--explore", choices=("fresh", "hypothesis"), default="fresh",
+                      help="fresh: every case drawn afresh from its own seeded stream, a quarter "
+                           "of them near the best run of a --target signal (default); "
+                           "hypothesis: Hypothesis's engine (its generate and target phases)")
     fuzz.add_argument("--quiet", action="store_true", help="no progress line per run")
     fuzz.set_defaults(handler=run_fuzz_command)
 
@@ -110,7 +117,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         keep_expectations=args.keep_expect,
         targets=tuple(args.target) if args.target else None, bounds=bounds, choices=choices,
         shrink=not args.no_shrink, max_shrink_runs=args.max_shrink_runs,
-        hypothesis_shrink_runs=args.hypothesis_shrink)
+        hypothesis_shrink_runs=args.hypothesis_shrink, explore=args.explore)
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     try:
         outcome = fuzz(scenario, settings, report_dir=args.report_dir or None, progress=progress)

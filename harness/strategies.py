@@ -22,10 +22,13 @@ the bound nearest zero. Where a declaration gives no bound, one is derived:
   references included; a system may say the same in ``FUZZ_CHOICES``.
 
 A fault field with a default keeps it about half the time (and shrinks to it): a drawn fault
-varies a few of its parameters at a time. Node fields draw from the topology's nodes and from node
-selectors (``leader(0)``), which the system resolves when the fault strikes, as often one as the
-other; a list of nodes is, as often as not, a role group (``follower(0), follower(0, 1)``: all
-the followers of partition 0); ``"*"`` where the loader allows it. A fault's optional
+varies a few of its parameters at a time. Node fields draw from the topology's nodes, from node
+selectors (``leader(0)``), which the system resolves when the fault strikes, and from the
+scenario's focus, one node or selector drawn once per scenario (``focus_target``), a third of the
+time each, so that a scenario's faults often meet on one node; a topology node is drawn tier by
+tier (its role first: three routers are as likely as nine storage nodes), with ``"*"`` as a tier
+of its own where the loader allows it; a list of nodes is, as often as not, a role group
+(``follower(0), follower(0, 1)``: all the followers of partition 0). A fault's optional
 fields without a natural range (``bit_rot.path``, ``offset_bytes``) stay at their default (the seed
 chooses), and a gray link's ``message_type`` is one of ``FaultSpace.message_types`` (the fuzzer
 fills them from a baseline run) or None. Every drawn scenario is valid: ``scenario_to_yaml`` writes
@@ -55,8 +58,9 @@ from harness.world import NodeSpec, Topology
 
 __all__ = [
     "FaultSpace", "Undrawable", "config_values", "default_selectors", "drawable_kinds",
-    "fault_kinds", "fault_profiles",
+    "fault_kinds", "fault_profiles", "focus_target",
     "fault_timelines", "faults", "node_targets", "scenarios", "scheduled_faults", "topologies",
+    "topology_nodes",
     "valid_scenario", "workloads",
 ]
 
@@ -109,6 +113,8 @@ class FaultSpace:
     refs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # other refs: "version" → …
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # "kind.field" → values
     narrowed: frozenset[str] = frozenset()  # choices keys that narrow a field: never its "all" ()
+    focus: bool = True  # node fields also draw the scenario's one focal node (``node_targets``)
+    tiers: tuple[tuple[str, ...], ...] = ()  # the nodes by role (``node_targets``); () = one tier
 
     @classmethod
     def of(cls, scenario: Scenario, *, system_class: type | None = None,
@@ -140,6 +146,8 @@ class FaultSpace:
                    selectors=tuple(default_selectors(system_class) if selectors is None
                                    else selectors),
                    roles=tuple(dict.fromkeys(spec.role for spec in topology.nodes)),
+                   tiers=tuple(tuple(spec.name for spec in topology.nodes if spec.role == role)
+                               for role in dict.fromkeys(spec.role for spec in topology.nodes)),
                    message_types=tuple(message_types),
                    kinds=None if kinds is None else tuple(kinds), bounds=merged, refs=refs,
                    choices=values, narrowed=frozenset(narrowing))
@@ -184,15 +192,47 @@ def _role_groups(space: FaultSpace) -> list[tuple[str, ...]]:
 
 
 def node_targets(space: FaultSpace, *, wildcard: bool = False) -> SearchStrategy[str]:
-    """A node a fault may name: as often a selector (shrinking to the first) as a node (or ``*``).
+    """A node a fault may name: as often a selector (shrinking to the first) as a node (or ``*``),
+    and, with ``space.focus``, as often again the scenario's focus (``focus_target``).
     Selectors name roles (the leader, its followers), so faults drawn with them meet: a partition
     between ``leader(0)`` and ``follower(0)`` is drawn far more often than between two nodes that
-    happen to be the leader and a follower of one partition."""
-    names = list(space.nodes) + (["*"] if wildcard else [])
-    groups = [st.sampled_from(group) for group in (list(space.selectors), names) if group]
+    happen to be the leader and a follower of one partition. A node is drawn tier by tier
+    (``topology_nodes``)."""
+    groups = [st.sampled_from(list(space.selectors))] if space.selectors else []
+    if space.nodes:
+        groups.append(topology_nodes(space, wildcard=wildcard))
     if not groups:
         raise ValueError("the fault space names no node: the topology is empty")
+    if space.focus:
+        groups.append(focus_target(space))
     return st.one_of(groups)
+
+
+def topology_nodes(space: FaultSpace, *, wildcard: bool = False) -> SearchStrategy[str]:
+    """A node of the topology, its tier first (its role: every tier as likely as any other,
+    whatever its size), then a node of it; with ``wildcard``, ``*`` (every node) is a tier of
+    its own. The nine storage nodes of the reference cluster would otherwise crowd out its
+    three routers: the client-facing path would be hit one time in five, not one in three."""
+    tiers = [tuple(tier) for tier in space.tiers if tier] or [tuple(space.nodes)]
+    if wildcard:
+        tiers.append(("*",))
+    # (a flatmap, not a one_of: Hypothesis flattens a one_of nested in another, which would give
+    # each tier the weight of a selector in ``node_targets``)
+    return st.sampled_from(tiers).flatmap(st.sampled_from)
+
+
+def focus_target(space: FaultSpace) -> SearchStrategy[str]:
+    """The scenario's focal node: a node or selector drawn once per test case (``st.shared``) that
+    every node field of every fault of the case may also name. Failures need faults that meet:
+    the leader whose clock drifts and that is then cut off, the node whose disk tears writes and
+    that then crashes. Drawn independently, two node fields of a scenario name the same node about
+    one time in thirteen (9 storage nodes and the reference system's 6 selectors); with a focus,
+    about one time in six, while every field still ranges over every node."""
+    everything = [st.sampled_from(list(space.selectors))] if space.selectors else []
+    if space.nodes:
+        everything.append(topology_nodes(space))
+    return st.shared(st.one_of(everything),
+                     key=f"graylink-focus:{','.join(space.selectors)}:{','.join(space.nodes)}")
 
 
 # -- numbers ----------------------------------------------------------------------------------------

@@ -110,6 +110,91 @@ def test_the_same_seed_explores_the_same_cases(tmp_path: Path) -> None:
     assert other[0] != first[0] and other[1] != first[1]
 
 
+def test_the_engine_explores_reproducibly_too(tmp_path: Path) -> None:
+    base = load_scenario(register(False, tmp_path))
+    settings = dataclasses.replace(PROCESS, budget=5, explore="hypothesis")
+    first = fuzz(base, settings, report_dir=None)
+    assert first.runs == 5 and first.exploration_digest == fuzz(base, settings,
+                                                                report_dir=None).exploration_digest
+    assert first.exploration_digest != fuzz(base, dataclasses.replace(settings, explore="fresh"),
+                                            report_dir=None).exploration_digest
+    with pytest.raises(ValueError, match="explore"):
+        fuzz(base, dataclasses.replace(settings, explore="sideways"), report_dir=None)
+
+
+def test_fresh_exploration_draws_every_case_afresh(tmp_path: Path) -> None:
+    """Hypothesis's engine, on a budget this small, runs minimal examples and near-copies of its
+    examples; fresh draws give as many different cases (and simulation seeds) as runs."""
+    base = load_scenario(register(False, tmp_path))
+    cases: list[tuple[Scenario, int]] = []
+
+    def run(scenario: Scenario, seed: int) -> Result:
+        cases.append((scenario, seed))
+        return fake_result(scenario, False)
+
+    settings = dataclasses.replace(PROCESS, budget=40, kinds=None, guided_share=0.0)
+    fuzz(base, settings, report_dir=None, run=run)
+    assert len(cases) == 40
+    assert len({seed for _, seed in cases}) >= 38
+    assert len({len(scenario.faults) for scenario, _ in cases}) >= 4
+    assert len({s.fault.kind for scenario, _ in cases for s in scenario.faults}) >= 10
+
+
+def test_guided_cases_are_drawn_near_the_best_run_of_a_signal(tmp_path: Path) -> None:
+    base = load_scenario(register(False, tmp_path))
+
+    def explore(share: float) -> tuple[list[int], list[int], str]:
+        lines: list[str] = []
+        sizes: list[int] = []
+
+        def run(scenario: Scenario, seed: int) -> Result:
+            sizes.append(len(scenario.faults))  # the signal: more faults, better
+            return dataclasses.replace(fake_result(scenario, False),
+                                       metrics={"elections": float(len(scenario.faults))})
+
+        outcome = fuzz(base, dataclasses.replace(PROCESS, budget=80, targets=("elections",),
+                                                 guided_share=share),
+                       report_dir=None, run=run, progress=lines.append)
+        runs = [line for line in lines if line.startswith("run ")]
+        guided = [size for size, line in zip(sizes, runs) if "near the best elections" in line]
+        assert not guided or {"cut)", "mutated)"} <= {line.split()[-1] for line in runs}
+        fresh = [size for size, line in zip(sizes, runs) if "near the best" not in line]
+        return guided, fresh, outcome.exploration_digest
+
+    guided, fresh, digest = explore(0.5)
+    assert 15 <= len(guided) <= 50  # half of the 64 runs after the warm-up of 16
+    # a guided case keeps the first choices of the best so far: its first faults, at least
+    assert sum(guided) / len(guided) > sum(fresh) / len(fresh)
+    assert explore(0.5)[2] == digest  # guidance depends on earlier results: deterministic too
+    assert explore(0.0)[0] == []
+
+
+def test_draw_case_replays_a_choice_sequence() -> None:
+    from random import Random
+
+    from hypothesis import strategies as st
+
+    from harness.fuzz import draw_case, fresh_draws_supported, mutated
+
+    assert fresh_draws_supported()
+    strategy = st.lists(st.integers(0, 1000), min_size=3, max_size=8)
+    value, nodes = draw_case(strategy, Random(5))  # type: ignore[misc]
+    choices = tuple(node.value for node in nodes)
+    assert draw_case(strategy, Random(5))[0] == value  # type: ignore[index]
+    assert draw_case(strategy, Random(6))[0] != value  # type: ignore[index]
+    assert draw_case(strategy, Random(6), choices)[0] == value  # type: ignore[index]
+    partial = draw_case(strategy, Random(6), choices[:3])  # the first element, then fresh
+    assert partial is not None and partial[0][0] == value[0] and partial[0] != value
+    assert draw_case(strategy.filter(lambda items: False), Random(5)) is None
+    # a mutation draws one choice afresh within its bounds and keeps the others
+    changed = [draw_case(strategy, Random(6), mutated(nodes, Random(seed)))[0]  # type: ignore[index]
+               for seed in range(20)]
+    assert all(0 <= item <= 1000 for items in changed for item in items)
+    differing = [sum(a != b for a, b in zip(items, value)) + abs(len(items) - len(value))
+                 for items in changed]
+    assert max(differing) >= 1 and sorted(differing)[len(differing) // 2] <= 1
+
+
 def test_failures_the_oracle_refuses_do_not_count_and_exploration_goes_on(tmp_path: Path) -> None:
     base = load_scenario(register(True, tmp_path))
     refused: list[int] = []

@@ -227,3 +227,50 @@ def test_choices_narrow_fault_and_profile_fields_references_included() -> None:
     profile = find(fault_profiles(space), lambda profile: profile.deploy_per_minute > 0,
                    settings=FIRST_FOUND)
     assert profile.deploy_versions == ("v1",) and profile.deploy_phase == "full"  # never () = all
+
+
+def test_the_faults_of_a_scenario_meet_on_its_focus() -> None:
+    """Every node field may also name the scenario's focus, one node or selector drawn once per
+    scenario: two faults of a scenario then name a common node about twice as often."""
+    from random import Random
+
+    from harness.fuzz import draw_case
+
+    def share_meeting(focus: bool) -> float:
+        space = dataclasses.replace(FaultSpace.of(DYNAMO), focus=focus)
+        strategy = scenarios(DYNAMO, space=space, min_faults=2, max_faults=4,
+                             random_faults=False, vary=())
+        meeting = pairs = 0
+        for index in range(300):
+            drawn = draw_case(strategy, Random(index))
+            if drawn is None:
+                continue
+            targets = [set(node_names(s.fault)) - {"*"} for s in drawn[0].faults]
+            for i, first in enumerate(targets):
+                for second in targets[i + 1:]:
+                    pairs += 1
+                    meeting += bool(first & second)
+        return meeting / pairs
+
+    without, with_focus = share_meeting(False), share_meeting(True)
+    assert with_focus > 1.5 * without
+
+
+def test_topology_nodes_are_drawn_tier_by_tier() -> None:
+    """Three routers are as likely to be hit as nine storage nodes; ``*`` is a tier of its own."""
+    from collections import Counter
+    from random import Random
+
+    from harness.fuzz import draw_case
+    from harness.strategies import topology_nodes
+
+    base = load_scenario(ROOT / "benchmarks" / "bug_hunt_base.yaml")
+    space = FaultSpace.of(base)
+    assert [len(tier) for tier in space.tiers] == [9, 3, 3]
+    strategy = topology_nodes(space, wildcard=True)
+    drawn = Counter(draw_case(strategy, Random(seed))[0]  # type: ignore[index]
+                    for seed in range(800))
+    routers = sum(count for name, count in drawn.items() if name.startswith("router"))
+    storage = sum(count for name, count in drawn.items() if name.startswith("s"))
+    assert 0.18 <= routers / 800 <= 0.32 and 0.18 <= storage / 800 <= 0.32
+    assert 0.18 <= drawn["*"] / 800 <= 0.32 and set(drawn) == set(space.nodes) | {"*"}
