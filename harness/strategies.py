@@ -506,18 +506,37 @@ def _build_kind(space: FaultSpace, kind: str) -> SearchStrategy[_faults.Fault]:
     from harness.scenario_loader import _WILDCARDS  # the fields that also accept "*"
 
     context = _Context(space, kind, space.duration_s, _WILDCARDS.get(cls, ()), space.bounds)
-    fields = {item.name: _or_default(item, _field_strategy(cls, item, context))
+    fields = {item.name: _or_default(item, _field_strategy(cls, item, context), space, kind)
               for item in dataclasses.fields(cls) if item.init and _drawn(cls, item)}
     return st.fixed_dictionaries(fields).map(lambda values: _disjoint(_fix_pairs(cls(**values))))
 
 
-def _or_default(item: dataclasses.Field[Any], strategy: SearchStrategy[Any]) -> SearchStrategy[Any]:
+def _or_default(item: dataclasses.Field[Any], strategy: SearchStrategy[Any],
+                space: FaultSpace | None = None, kind: str = "") -> SearchStrategy[Any]:
     """A field with a default keeps it about half the time (and shrinks to it): a drawn fault
     varies a few of its parameters, not all at once, so a gray link that only corrupts, or only
-    flaps, is drawn as often as one that does everything."""
-    if not _has_default(item):
+    flaps, is drawn as often as one that does everything. Not a default the space rules out: one
+    outside the field's ``bounds``, or not among the values its ``choices`` narrow it to (a
+    deploy's default phase ``full`` where the choices say ``read`` only)."""
+    if not _has_default(item) or not _default_allowed(item, space, kind):
         return strategy
     return st.one_of(st.just(_default(item)), strategy)
+
+
+def _default_allowed(item: dataclasses.Field[Any], space: FaultSpace | None, kind: str) -> bool:
+    if space is None:
+        return True
+    default = _default(item)
+    for key in (f"{kind}.{item.name}", item.name):
+        if key in space.narrowed and key in space.choices:
+            allowed = space.choices[key]
+            values = default if isinstance(default, tuple) else (default,)
+            return bool(values) and all(value in allowed for value in values)
+        if key in space.bounds and isinstance(default, (int, float)) and \
+                not isinstance(default, bool):
+            low, high = space.bounds[key]
+            return low <= default <= high
+    return True
 
 
 def _drawn(cls: type, item: dataclasses.Field[Any]) -> bool:

@@ -274,3 +274,22 @@ def test_topology_nodes_are_drawn_tier_by_tier() -> None:
     storage = sum(count for name, count in drawn.items() if name.startswith("s"))
     assert 0.18 <= routers / 800 <= 0.32 and 0.18 <= storage / 800 <= 0.32
     assert 0.18 <= drawn["*"] / 800 <= 0.32 and set(drawn) == set(space.nodes) | {"*"}
+
+
+def test_a_default_the_choices_or_bounds_rule_out_is_never_drawn() -> None:
+    """A field keeps its default about half the time, but not a default the space rules out:
+    ``deploy.phase`` narrowed to ``read`` never draws its default ``full`` (a one-shot deploy)."""
+    from random import Random
+
+    from harness.fuzz import draw_case
+
+    space = FaultSpace.of(VERSIONED, choices={"deploy.phase": ("read",)},
+                          bounds={"gray_link.drop_probability": (0.0, 0.5)})
+    def drawn(space: FaultSpace, kind: str) -> list[Any]:
+        return [draw_case(faults(space, kind), Random(seed))[0]  # type: ignore[index]
+                for seed in range(60)]
+
+    assert {deploy.phase for deploy in drawn(space, "deploy")} == {"read"}
+    assert max(link.drop_probability for link in drawn(space, "gray_link")) <= 0.5
+    free = FaultSpace.of(VERSIONED)  # without them, the default is drawn as usual
+    assert "full" in {deploy.phase for deploy in drawn(free, "deploy")}
