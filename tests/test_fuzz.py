@@ -254,7 +254,8 @@ def test_the_shrinker_keeps_exactly_the_faults_the_failure_needs() -> None:
 
     shrinker = ScenarioShrinker(scenario, 7, fake_result(scenario, True), run, max_runs=200)
     best, result = shrinker.shrink()
-    assert [(s.fault.kind, s.at_s) for s in best.faults] == [("crash", 12.0), ("pause", 20.0)]
+    # (moved earlier as a whole: this failure does not depend on when they strike)
+    assert [(s.fault.kind, s.at_s) for s in best.faults] == [("crash", 3.0), ("pause", 11.0)]
     assert best.duration_s < base.duration_s and best.heal_s == base.heal_s  # heal: untouched
     assert failure_kinds(result) == {"durability"} and shrinker.seed == 7
     assert len(calls) == shrinker.runs <= 60  # ddmin, not every subset
@@ -275,6 +276,24 @@ def test_the_shrinker_tries_other_seeds_when_no_fault_can_go() -> None:
     shrinker = ScenarioShrinker(scenario, 7, fake_result(scenario, True), run)
     best, _ = shrinker.shrink()
     assert best.faults == (crash,) and shrinker.seed == 2
+
+
+def test_the_shrinker_moves_a_late_timeline_earlier_then_cuts_the_run() -> None:
+    base = load_scenario(ROOT / "scenarios" / "s01-leader-crash.yaml")
+    late = (ScheduledFault(24.0, f.Crash(node="s1", duration_s=2.0)),
+            ScheduledFault(25.5, f.Pause(node="s4", duration_s=1.0)))
+    scenario = dataclasses.replace(base, faults=late, duration_s=30.0, expectations=())
+
+    def run(candidate: Scenario, seed: int) -> Result:
+        # fails while both faults strike, 1.5 s apart, after the first 3 s of the run
+        times = [s.at_s for s in candidate.faults]
+        return fake_result(candidate, len(times) == 2 and times[0] >= 3 and
+                           times[1] - times[0] == 1.5 and candidate.duration_s >= times[1] + 1)
+
+    shrinker = ScenarioShrinker(scenario, 1, fake_result(scenario, True), run)
+    best, _ = shrinker.shrink()
+    assert [s.at_s for s in best.faults] == [6.0, 7.5]  # a quarter of 24 s, the gap kept
+    assert best.duration_s == 10.0 and best.heal_s == scenario.heal_s  # just past the pause's end
 
 
 def test_the_shrinker_respects_its_run_budget() -> None:
