@@ -21,7 +21,11 @@ Then a control: the same fuzzing of the base without any bug, as many runs as ea
 system's own failures under the drawn faults (each written as ``*-unconfirmed-seed*.yaml``).
 
     python benchmarks/bug_hunt.py                       # every bug, 200 runs each, seed 0
+    python benchmarks/bug_hunt.py --workers 2           # the hunts on two processes
     python benchmarks/bug_hunt.py --bugs ack_before_quorum,stale_leader_serves --budget 50
+
+Each hunt is deterministic and independent of the others, so ``--workers`` changes nothing but
+the wall time (rows are printed in bug order; the CPU seconds are each hunt's own).
 
 The target: every planted bug found within 200 runs, each shrunk to at most 3 fault actions. The
 wall clock is read here, between runs, never inside one.
@@ -33,6 +37,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,6 +145,20 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def hunt_lines(job: tuple[Scenario, str | None, argparse.Namespace, int]) -> list[str]:
+    """One hunt, as the table row it gives (a bug) or the control's lines (None): what a worker
+    process sends back."""
+    base, bug, args, budget = job
+    outcome, confirmed = hunt(base, bug, args, budget)
+    if bug is None:
+        return control_lines(outcome, args.report_dir)
+    line = row(bug, outcome, confirmed)
+    size = outcome.shrunk.size().fault_actions if outcome.shrunk is not None else None
+    met = outcome.first is not None and outcome.first.run <= TARGET_RUNS and \
+        size is not None and size <= TARGET_FAULTS and bool(confirmed)
+    return [*line, "met" if met else "missed"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=TARGET_RUNS, help="runs per bug (200)")
@@ -150,6 +169,8 @@ def main() -> int:
     parser.add_argument("--control", type=int, default=None,
                         help="runs of the same fuzzing on the base without any bug, every "
                              "failure listed (default: the budget; 0 to skip)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="hunts run at once, each on a process of its own (1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="a progress line per run")
     args = parser.parse_args()
     names = [field.name for field in dataclasses.fields(Bugs)]
@@ -162,21 +183,28 @@ def main() -> int:
     base = load_scenario(BASE)
     print(f"python benchmarks/bug_hunt.py --budget {args.budget} --seed {args.seed} "
           f"--control {args.control}")
-    rows, met = [], True
     started = time.perf_counter()
-    for bug in bugs:
-        outcome, confirmed = hunt(base, bug, args, args.budget)
-        rows.append(row(bug, outcome, confirmed))
-        print(" ".join(rows[-1]), file=sys.stderr, flush=True)
-        size = outcome.shrunk.size().fault_actions if outcome.shrunk is not None else None
-        met &= outcome.first is not None and outcome.first.run <= TARGET_RUNS and \
-            size is not None and size <= TARGET_FAULTS and bool(confirmed)
-    control = None
+    jobs = [(base, bug, args, args.budget) for bug in bugs]
     if args.control:
-        control, _ = hunt(base, None, args, args.control)
+        jobs.append((base, None, args, args.control))
+    if args.workers > 1:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            # the control, the one hunt sure to take its whole budget, first: the others fill in
+            order = jobs[-1:] + jobs[:-1] if args.control else jobs
+            futures = {id(job): pool.submit(hunt_lines, job) for job in order}
+            results = [futures[id(job)].result() for job in jobs]  # printed in bug order
+    else:
+        results = []
+        for job in jobs:
+            results.append(hunt_lines(job))
+            if job[1] is not None:
+                print(" ".join(results[-1][:-1]), file=sys.stderr, flush=True)
+    rows = [lines[:-1] for lines, job in zip(results, jobs) if job[1] is not None]
+    met = all(lines[-1] == "met" for lines, job in zip(results, jobs) if job[1] is not None)
+    control = results[-1] if args.control else None
     print(table(rows))
     if control is not None:
-        print("\n".join(control_lines(control, args.report_dir)))
+        print("\n".join(control))
     found = sum(line[1] == "yes" for line in rows)
     print(f"{found} of {len(rows)} planted bugs found in {time.perf_counter() - started:.0f} s; "
           f"target (found within {TARGET_RUNS} runs, shrunk to <= {TARGET_FAULTS} fault actions, "

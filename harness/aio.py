@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from asyncio import format_helpers
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -275,6 +276,12 @@ class VirtualEventLoop(asyncio.AbstractEventLoop):
         self._closed = True
         for task in self._tasks.values():
             task._log_destroy_pending = False  # type: ignore[attr-defined]
+            coroutine = task.get_coro()
+            if inspect.iscoroutine(coroutine) and \
+                    inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+                # never started: closing it runs none of its code, and spares the "coroutine …
+                # was never awaited" warning Python gives when one is collected unstarted
+                coroutine.close()
         self._node.graveyard.extend(self._tasks.values())
         self._tasks.clear()
 

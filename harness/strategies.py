@@ -567,20 +567,14 @@ def fault_profiles(space: FaultSpace) -> SearchStrategy[FaultProfile]:
             strategies[item.name] = st.one_of(st.just(()), st.lists(
                 st.sampled_from(space.nodes), min_size=1, max_size=len(space.nodes),
                 unique=True).map(lambda names: tuple(sorted(names))))
-        elif item.name.endswith(("_per_minute", "_ms_max")) and item.name.startswith(
-                ("clock_skew", *[name.removesuffix("_per_minute") for name in _rate_names()])) \
-                and item.default == 0:
-            # a rate (or the initial skew): off as often as on, and shrinking to off
+        elif item.name.endswith(("_per_minute", "_max")) and item.default == 0:
+            # a rate, or a spread that is off by default (initial skew, drift): off as often as
+            # on, and shrinking to off
             strategies[item.name] = st.one_of(st.just(item.default),
                                               _field_strategy(FaultProfile, item, context))
         else:
             strategies[item.name] = _field_strategy(FaultProfile, item, context)
     return st.fixed_dictionaries(strategies).map(lambda values: _fix_pairs(FaultProfile(**values)))
-
-
-def _rate_names() -> list[str]:
-    return [item.name for item in dataclasses.fields(FaultProfile)
-            if item.name.endswith("_per_minute")]
 
 
 # -- configurations -----------------------------------------------------------------------------------

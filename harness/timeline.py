@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.deploy import draw_deployments
-from harness.faults import (ClockJump, ClockSkew, Crash, Fault, GrayLinkFault, Partition, Pause,
-                            PowerOff, PowerOffAz, Undo)
+from harness.faults import (ClockDrift, ClockJump, ClockSkew, Crash, Fault, GrayLinkFault,
+                            Partition, Pause, PowerOff, PowerOffAz, Undo)
 from harness.params import param
 from harness.world import SELECTOR, UnresolvedTarget
 
@@ -70,6 +70,10 @@ class FaultProfile:
     gray_link_s_max: float = param("longest gray link", 10.0, minimum=0)
     clock_skew_ms_max: float = param("each node starts with a skew drawn from +/- this", 0.0,
                                      minimum=0)
+    clock_drift_ppm_max: float = param("each node's clock runs fast or slow, for the whole fault "
+                                       "phase, at a rate drawn from +/- this (parts per million): "
+                                       "every real oscillator drifts", 0.0, minimum=0,
+                                       maximum=500_000)
     clock_jump_per_minute: float = param("clock jumps per minute", 0.0, minimum=0)
     clock_jump_ms_max: float = param("largest clock jump, either direction", 1000.0, minimum=0)
     loss_probability: float = param("baseline chance any message is lost, on every link", 0.0,
@@ -140,6 +144,11 @@ def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float
         for name in targets:
             offset = stream.uniform(-profile.clock_skew_ms_max, profile.clock_skew_ms_max)
             drawn.append(ScheduledFault(start_s, ClockSkew(node=name, offset_ms=round(offset, 3))))
+    if profile.clock_drift_ppm_max > 0:
+        stream = rng.fork("clock_drift")
+        for name in targets:
+            rate = stream.uniform(-profile.clock_drift_ppm_max, profile.clock_drift_ppm_max)
+            drawn.append(ScheduledFault(start_s, ClockDrift(node=name, drift_ppm=round(rate, 1))))
     drawn += draw_deployments(profile, world, rng.fork("deploy"), start_s, end_s)
     drawn.sort(key=lambda scheduled: scheduled.at_s)  # stable: ties keep family order
     return drawn

@@ -697,6 +697,30 @@ def test_abandoned_tasks_are_not_reported_at_garbage_collection(
     assert not [w for w in caught if "destroyed" in str(w.message)]
 
 
+def test_a_task_spawned_just_before_a_crash_never_runs_nor_warns() -> None:
+    """Spawned, then the node crashes in the same instant, before the task's first step: its code
+    never runs, and collecting it gives no "coroutine ... was never awaited" warning."""
+    ran: list[str] = []
+
+    async def late(ctx: NodeContext) -> None:
+        ran.append("late")
+
+    async def main(ctx: NodeContext) -> None:
+        await asyncio.sleep(1)
+        ctx.spawn(late(ctx))
+        ctx.halt("crash before the spawned task starts")
+
+    world = make_world()
+    boot(world, "n1", main)
+    world.kernel.run(until_ns=5 * S)
+    assert ran == []
+    del world
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
 def test_restart_starts_a_fresh_program() -> None:
     programs: list[Prog] = []
     log: list[tuple[int, int, str]] = []

@@ -446,6 +446,23 @@ def test_turning_one_family_on_does_not_shift_another() -> None:
     assert crashes_only == [s for s in with_pauses if s.fault.kind == "crash"]
 
 
+def test_profile_drift_gives_every_target_its_own_rate_for_the_whole_phase() -> None:
+    from harness.rng import Rng
+
+    world, _, _ = make_world()
+    profile = FaultProfile(clock_drift_ppm_max=20_000, crash_per_minute=6)
+    drawn = expand_profile(profile, world, Rng(3), 2.0, 60.0)
+    drifts = [s for s in drawn if s.fault.kind == "clock_drift"]
+    servers = sorted(n.name for n in world.nodes.values() if n.role == "server")
+    assert sorted(s.fault.node for s in drifts) == servers  # one rate per node
+    assert all(s.at_s == 2.0 and s.fault.duration_s is None for s in drifts)  # until the heal
+    rates = [s.fault.drift_ppm for s in drifts]
+    assert all(-20_000 <= rate <= 20_000 for rate in rates) and len(set(rates)) == len(rates)
+    # turning drift on shifts no other family's draws
+    assert [s for s in drawn if s.fault.kind != "clock_drift"] == expand_profile(
+        FaultProfile(crash_per_minute=6), world, Rng(3), 2.0, 60.0)
+
+
 # -- deployments (more in test_deploy.py) -----------------------------------------------------------
 @covers("deploy")
 def test_deploy_restarts_nodes_into_the_installed_version() -> None:

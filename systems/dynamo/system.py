@@ -116,7 +116,8 @@ class DynamoSystem(DeploymentHooks):
     # stay well inside that, even two at once; beyond it, overlapping leases are expected, not bugs.
     FUZZ_BOUNDS = {"clock_drift.drift_ppm": (-20_000, 20_000), "clock_jump.by_ms": (-50, 50),
                    "clock_skew.offset_ms": (-50, 50), "random_faults.clock_jump_ms_max": (0, 50),
-                   "random_faults.clock_skew_ms_max": (0, 50)}
+                   "random_faults.clock_skew_ms_max": (0, 50),
+                   "random_faults.clock_drift_ppm_max": (0, 20_000)}
 
     def __init__(self, config: DynamoConfig | dict[str, Any]) -> None:
         self.config = config if isinstance(config, DynamoConfig) else DynamoConfig(**config)

@@ -181,6 +181,23 @@ def test_each_planted_bug_is_caught_and_its_scenario_passes_without_it(bug: str)
                 + buggy.render_text())
 
 
+def test_a_dead_leaders_lease_overlaps_nothing() -> None:
+    """The ``leases`` checker judges leases as served: one whose holder lost power ends there. A
+    slow-clocked leader without the drift margin, powered off instead of cut off: its lease, by its
+    own clock, outlives its followers' promises, so its successor's lease starts inside it, but a
+    dead node serves nothing under it (and re-acquires one when it comes back)."""
+    faults = [S(5, f.ClockDrift(node="leader(0)", drift_ppm=-60_000)),
+              S(15, f.PowerOff(node="leader(0)", duration_s=10))]
+    simulation = Simulation(targeted("dead-leader", faults, lease_ignores_drift=True), 1)
+    result = simulation.run()
+    assert "leases" not in failing(result), result.render_text()
+    leases = [i for (partition, _), runs in simulation.system.observations.leases.items()
+              if partition == 0 for i in runs]
+    nominal = [(a.node, b.node) for a in leases for b in leases
+               if a.node != b.node and a.start_ns < b.start_ns < a.end_ns]
+    assert nominal  # uncut, the dead leader's lease does overlap its successor's
+
+
 def test_checksums_reject_corrupt_messages() -> None:
     _, faults, _ = BUG_CASES["skip_checksum_verification"]
     result = run_scenario(targeted("corruption", faults), 1)
