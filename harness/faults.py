@@ -11,6 +11,14 @@ stays off until the last one covering it ends; see ``harness/node.py``), disk (f
 writes, bit-rot, misdirected writes, disk full, wipe), clock (skew, drift, jump) and deployment
 (deploy, rollback: ``harness/deploy.py``).
 
+Overlapping faults on one target compose; none ends another early. Power losses and pauses hold the
+node down (or stalled) until the last of them ends. A crash or restart of a node that is already
+down (crashed or without power) is skipped and logged: the fault that took it down decides when it
+comes back. Conditions a fault sets (a disk's latency multiplier, its torn-write, read-corruption
+and misdirected-write probabilities, a clock's drift, a degraded link's config) are held per fault
+(``_hold``): while several hold, the most severe applies (for a drift or a link config, the newest),
+and when the last ends the value from before the first returns.
+
 ``FAULT_KINDS`` maps each YAML name to its class; the scenario loader and the fuzzer use it.
 
 Node fields accept a node's name or a selector that the system under test resolves when the fault
@@ -22,10 +30,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.network import GrayLink, LinkConfig
 from harness.params import param
+
+from harness.node import NodeState
 
 if TYPE_CHECKING:
     from harness.node import Node
@@ -183,12 +193,13 @@ class DegradeLink(Fault):
     def apply(self, world: World) -> Undo:
         network = world.network
         source, destination = world.resolve(self.source), world.resolve(self.destination)
-        before = network.link_config(source, destination)
-        network.configure_link(source, destination, LinkConfig(
-            delay_distribution="uniform", delay_ms_min=self.delay_ms_min,
-            delay_ms_max=max(self.delay_ms_min, self.delay_ms_max),
-            loss_probability=self.loss_probability))
-        return lambda: network.configure_link(source, destination, before)
+        degraded = LinkConfig(delay_distribution="uniform", delay_ms_min=self.delay_ms_min,
+                              delay_ms_max=max(self.delay_ms_min, self.delay_ms_max),
+                              loss_probability=self.loss_probability)
+        return _hold(world.node(source), f"link->{destination}", degraded,
+                     lambda: network.link_config(source, destination),
+                     lambda config: network.configure_link(source, destination, config),
+                     newest=True)
 
 
 def _resolve(world: World, name: str) -> str:
@@ -200,7 +211,8 @@ def _resolve(world: World, name: str) -> str:
 class Crash(Fault):
     """Crash a node's process: volatile state is lost, and so is every unsynced disk write.
 
-    Skipped on a node without power: it is down already, and boots when its power returns."""
+    Skipped on a node already down (without power, or crashed): whatever took it down decides when
+    it comes back."""
 
     kind: ClassVar[str] = "crash"
     family: ClassVar[str] = "process"
@@ -209,7 +221,7 @@ class Crash(Fault):
                                      "until the heal phase", None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        node = _powered(world, self.node, "crash")
+        node = _running(world, self.node, "crash")
         node.crash()
         return node.start
 
@@ -218,7 +230,8 @@ class Crash(Fault):
 class Restart(Fault):
     """Crash a node and start it again at once; it recovers from what its disk durably holds.
 
-    Skipped on a node without power: a restart never powers a node on."""
+    Skipped on a node that is down (without power, or crashed): a restart never powers a node on,
+    nor cuts short another fault's crash."""
 
     kind: ClassVar[str] = "restart"
     family: ClassVar[str] = "process"
@@ -226,7 +239,7 @@ class Restart(Fault):
     duration_s: float | None = None
 
     def apply(self, world: World) -> None:
-        _powered(world, self.node, "restart").restart()
+        _running(world, self.node, "restart").restart()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +253,9 @@ class Pause(Fault):
 
     def apply(self, world: World) -> Undo:
         node = world.node(self.node)
-        node.pause()
-        return node.resume
+        hold = object()  # overlapping pauses: the node resumes when the last one ends
+        node.pause(hold)
+        return lambda: node.resume(hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,15 +309,48 @@ def _cut_power(nodes: list[Node]) -> Undo:
     return power_on
 
 
-def _powered(world: World, name: str, what: str) -> Node:
-    """The node, unless a power loss holds it off: a crash or restart of a machine without power
-    is skipped (logged as such), and the node boots when its power returns."""
+def _running(world: World, name: str, what: str) -> Node:
+    """The node, unless it is down: a crash or restart of a machine without power, or of a crashed
+    process, is skipped (logged as such). The fault that took it down brings it back (its power
+    returns, its crash's duration ends); a second crash must not restart it early."""
     node = world.node(name)
-    if node.power_holds:
+    if node.power_holds or node.state != NodeState.RUNNING:
         from harness.world import UnresolvedTarget
 
-        raise UnresolvedTarget(f"{node.name} is powered off; the {what} is skipped")
+        why = "powered off" if node.power_holds else "down (crashed)"
+        raise UnresolvedTarget(f"{node.name} is {why}; the {what} is skipped")
     return node
+
+
+def _hold(node: Node, condition: str, value: Any, read: Callable[[], Any],
+          write: Callable[[Any], None], *, newest: bool = False) -> Undo:
+    """Hold ``condition`` of ``node`` at ``value`` while this fault lasts. Overlapping holds of one
+    condition compose: the largest value applies (the slowest disk, the likeliest corruption), or,
+    with ``newest``, the latest still held (a clock's signed drift rate); when the last ends, the
+    value read before the first one struck returns. So a x10 slow disk from 0 to 10 s and a x50
+    one from 5 to 12 s give x10, then x50 until 12 s, then a healthy disk."""
+    held = node.fault_holds.get(condition)
+    if held is None:
+        held = node.fault_holds[condition] = (read(), {})
+    before, holds = held
+    token = object()
+    holds[token] = value
+
+    def effective() -> Any:
+        if not holds:
+            return before
+        return list(holds.values())[-1] if newest else max(holds.values())
+
+    write(effective())
+
+    def undo() -> None:
+        if holds.pop(token, None) is None:
+            return
+        write(effective())
+        if not holds:
+            del node.fault_holds[condition]
+
+    return undo
 
 
 # -- disk --------------------------------------------------------------------------------------------
@@ -318,9 +365,10 @@ class DiskFailSlow(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        disk = world.node(self.node).disk
-        disk.fail_slow(self.latency_multiplier)
-        return lambda: disk.fail_slow(1.0)
+        node = world.node(self.node)
+        disk = node.disk
+        return _hold(node, "disk.latency_multiplier", self.latency_multiplier,
+                     lambda: disk.latency_multiplier, disk.fail_slow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +383,17 @@ class TornWrites(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        disk = world.node(self.node).disk
-        disk.enable_torn_writes(self.sector_lost_probability)
-        return disk.disable_torn_writes
+        node = world.node(self.node)
+        disk = node.disk
+
+        def tear(probability: float | None) -> None:
+            if probability is None:
+                disk.disable_torn_writes()
+            else:
+                disk.enable_torn_writes(probability)
+
+        return _hold(node, "disk.torn_writes", self.sector_lost_probability,
+                     lambda: disk.torn_sector_lost_probability, tear)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,9 +429,10 @@ class BitRotOnRead(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        disk = world.node(self.node).disk
-        disk.set_read_corruption(self.probability)
-        return lambda: disk.set_read_corruption(0.0)
+        node = world.node(self.node)
+        disk = node.disk
+        return _hold(node, "disk.read_corruption", self.probability,
+                     lambda: disk.read_corruption_probability, disk.set_read_corruption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,9 +446,10 @@ class MisdirectedWrites(Fault):
     duration_s: float | None = param(_DURATION_DOC, None, minimum=0, exclusive_minimum=True)
 
     def apply(self, world: World) -> Undo:
-        disk = world.node(self.node).disk
-        disk.set_misdirected_writes(self.probability)
-        return lambda: disk.set_misdirected_writes(0.0)
+        node = world.node(self.node)
+        disk = node.disk
+        return _hold(node, "disk.misdirected_writes", self.probability,
+                     lambda: disk.misdirected_write_probability, disk.set_misdirected_writes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,15 +522,13 @@ class ClockDrift(Fault):
 
     def apply(self, world: World) -> Undo:
         node = world.node(self.node)
-        before = node.clock.drift_ppm
-        node.clock.set_drift(world.kernel.now_ns, self.drift_ppm)
-        node.clock_changed()
 
-        def undo() -> None:
-            node.clock.set_drift(world.kernel.now_ns, before)
+        def set_drift(ppm: float) -> None:
+            node.clock.set_drift(world.kernel.now_ns, ppm)
             node.clock_changed()
 
-        return undo
+        return _hold(node, "clock.drift_ppm", self.drift_ppm, lambda: node.clock.drift_ppm,
+                     set_drift, newest=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ Each ``power_off(cause)`` adds a hold (``cause`` identifies who cut the power: e
 token; calls without one share a single hold); ``power_on(cause)`` removes that hold, and the node boots
 only once no hold is left. While a hold remains, ``start()`` and ``restart()`` do nothing: a crash's
 scheduled restart or a restart cannot boot a machine without power; it boots, from its disk, when the
-last hold ends (a ``power-held`` trace event records each refused boot).
+last hold ends (a ``power-held`` trace event records each refused boot). Pauses stack the same way
+(``pause(cause)``/``resume(cause)``); a crash ends them all, and the next incarnation runs unstalled.
 
 The program is created afresh at every start from the system's factory and talks to the world only
 through ``NodeContext``: that is the whole API a system under test needs.
@@ -100,6 +101,10 @@ class Node:
         self.stats = NodeStatistics()
         # Who holds the power off (cause → None, in insertion order); the node boots when it empties.
         self.power_holds: dict[object, None] = {}
+        # Who holds the process stalled (``pause``); it resumes when this empties.
+        self.pause_holds: dict[object, None] = {}
+        # Conditions faults hold (``harness.faults._hold``): name → (value before, {fault: value}).
+        self.fault_holds: dict[str, tuple[Any, dict[object, Any]]] = {}
         # [down_ns, up_ns or None] for every crash or power loss, in true time (for observers and
         # reports; the node's program never sees it).
         self.outages: list[list[int | None]] = []
@@ -193,10 +198,12 @@ class Node:
 
     def _go_down(self, state: str) -> None:
         self.epoch += 1  # the kernel now drops every event of the old incarnation
+        if self.state == NodeState.RUNNING:  # (a crashed node losing power: the same outage)
+            self.outages.append([self.world.kernel.now_ns, None])
         self.state = state
-        self.outages.append([self.world.kernel.now_ns, None])
         self.lifecycle.append((self.world.kernel.now_ns, state))
         self.paused = False
+        self.pause_holds.clear()  # the stalled incarnation is gone; the next one starts unstalled
         self.parked.clear()
         self.disk.crash()
         self.program = self.on_message = None
@@ -205,15 +212,22 @@ class Node:
             self.loop = None
             self.world.kernel.loops_changed()  # the next incarnation never runs in the old loop
 
-    def pause(self) -> None:
-        """Stall the node (a GC pause): its events are parked until ``resume``."""
-        if self.state == NodeState.RUNNING and not self.paused:
+    def pause(self, cause: object = None) -> None:
+        """Stall the node (a GC pause): its events are parked until ``resume``. Pauses stack, as
+        power losses do: each ``cause`` holds the node stalled (calls without one share a hold),
+        and it resumes when the last is released. A node that is down is not paused."""
+        if self.state != NodeState.RUNNING:
+            return
+        self.pause_holds[cause] = None
+        if not self.paused:
             self.paused = True
             self.lifecycle.append((self.world.kernel.now_ns, "paused"))
             self.stats.pauses += 1
 
-    def resume(self) -> None:
-        if not self.paused:
+    def resume(self, cause: object = None) -> None:
+        """Release ``cause``'s pause; the node runs again once no other pause holds it."""
+        self.pause_holds.pop(cause, None)
+        if not self.paused or self.pause_holds:
             return
         self.paused = False
         self.lifecycle.append((self.world.kernel.now_ns, "resumed"))

@@ -299,6 +299,108 @@ def test_a_crash_that_outlasts_a_later_power_loss_ends_when_the_power_returns() 
     assert state_at(world, 5.5, "n1") == ["running"] and world.node("n1").stats.starts == 2
 
 
+def test_a_second_crash_of_a_crashed_node_is_skipped_and_does_not_restart_it_early() -> None:
+    world, _, timeline = make_world()
+    strike(timeline, 1.0, f.Crash(node="n1", duration_s=5.0))  # 1 s to 6 s
+    strike(timeline, 2.0, f.Crash(node="n1", duration_s=1.0))  # would restart it at 3 s
+    strike(timeline, 2.5, f.Restart(node="n1"))
+    assert state_at(world, 4.0, "n1") == ["crashed"]
+    assert [entry.description for entry in timeline.log[1:]] == [
+        "skipped crash(node=n1, duration_s=1): n1 is down (crashed); the crash is skipped",
+        "skipped restart(node=n1): n1 is down (crashed); the restart is skipped"]
+    assert state_at(world, 6.5, "n1") == ["running"]
+    node = world.node("n1")
+    assert (node.stats.crashes, node.stats.starts) == (1, 2)
+    assert node.outages == [[1 * SECOND, 6 * SECOND]]
+
+
+def test_a_crashed_node_losing_power_has_one_outage() -> None:
+    world, _, timeline = make_world()
+    strike(timeline, 1.0, f.Crash(node="n1", duration_s=1.0))  # its restart is refused: no power
+    strike(timeline, 1.5, f.PowerOff(node="n1", duration_s=2.0))
+    assert state_at(world, 4.0, "n1") == ["running"]
+    assert world.node("n1").outages == [[1 * SECOND, round(3.5 * SECOND)]]
+
+
+@pytest.mark.parametrize("first, second", [((1.0, 4.0), (2.0, 1.0)), ((1.0, 2.0), (2.0, 3.0))],
+                         ids=["inner-ends-first", "outer-ends-first"])
+def test_overlapping_pauses_stall_the_node_until_the_last_one_ends(
+        first: tuple[float, float], second: tuple[float, float]) -> None:
+    world, log, timeline = make_world()
+    for at_s, duration_s in (first, second):
+        strike(timeline, at_s, f.Pause(node="n1", duration_s=duration_s))
+    world.kernel.run(until_ns=round(3.5 * SECOND))  # one of the two has ended, the other holds
+    assert world.node("n1").paused
+    assert received(log, "n1", "n2", int(1.1 * SECOND), int(4.9 * SECOND)) == 0
+    world.kernel.run(until_ns=round(5.5 * SECOND))
+    assert not world.node("n1").paused and world.node("n1").stats.pauses == 1
+    assert received(log, "n1", "n2", int(5.1 * SECOND), int(5.5 * SECOND)) > 0
+
+
+def test_a_crash_ends_every_pause_and_the_next_incarnation_runs() -> None:
+    world, log, timeline = make_world()
+    strike(timeline, 1.0, f.Pause(node="n1", duration_s=10.0))
+    strike(timeline, 2.0, f.Restart(node="n1"))
+    world.kernel.run(until_ns=3 * SECOND)
+    assert not world.node("n1").paused and world.node("n1").pause_holds == {}
+    assert received(log, "n1", "n2", int(2.1 * SECOND), 3 * SECOND) > 0
+
+
+def multiplier_at(world: World, at_s: float) -> float:
+    world.kernel.run(until_ns=round(at_s * SECOND))
+    return world.node("n1").disk.latency_multiplier
+
+
+def test_overlapping_disk_fail_slows_compose_the_slowest_holds() -> None:
+    world, _, timeline = make_world()
+    strike(timeline, 1.0, f.DiskFailSlow(node="n1", latency_multiplier=10, duration_s=9.0))
+    strike(timeline, 5.0, f.DiskFailSlow(node="n1", latency_multiplier=50, duration_s=7.0))
+    strike(timeline, 6.0, f.DiskFailSlow(node="n1", latency_multiplier=2, duration_s=1.0))
+    assert [multiplier_at(world, t) for t in (2, 5.5, 6.5, 7.5, 11, 13)] == [
+        10, 50, 50, 50, 50, 1]  # the first's end (10 s) leaves the second's x50 until 12 s
+    assert world.node("n1").fault_holds == {}
+
+
+def test_overlapping_drifts_the_newest_still_held_applies_then_the_base_returns() -> None:
+    world, _, timeline = make_world()
+    world.node("n1").clock.set_drift(0, 30.0)  # the node's own drift, before any fault
+    strike(timeline, 1.0, f.ClockDrift(node="n1", drift_ppm=-5000, duration_s=11.0))  # to 12 s
+    strike(timeline, 10.0, f.ClockDrift(node="n1", drift_ppm=1000, duration_s=5.0))  # to 15 s
+    rates = []
+    for t in (5, 11, 13, 16):
+        world.kernel.run(until_ns=t * SECOND)
+        rates.append(world.node("n1").clock.drift_ppm)
+    assert rates == [-5000, 1000, 1000, 30.0]
+
+
+def test_overlapping_link_degradations_the_newest_holds_then_the_link_heals() -> None:
+    world, _, timeline = make_world()
+    network = world.network
+    healthy = network.link_config("n1", "n2")
+    strike(timeline, 1.0, f.DegradeLink(source="n1", destination="n2", loss_probability=0.5,
+                                        duration_s=2.0))  # 1 s to 3 s
+    strike(timeline, 2.0, f.DegradeLink(source="n1", destination="n2", loss_probability=0.1,
+                                        duration_s=3.0))  # 2 s to 5 s
+    seen = []
+    for t in (1.5, 2.5, 4, 6):
+        world.kernel.run(until_ns=round(t * SECOND))
+        seen.append(network.link_config("n1", "n2").loss_probability)
+    assert seen == [0.5, 0.1, 0.1, healthy.loss_probability]
+    assert network.link_config("n1", "n2") == healthy
+
+
+def test_overlapping_torn_writes_the_likeliest_loss_holds_then_whole_writes_again() -> None:
+    world, _, timeline = make_world()
+    disk = world.node("n1").disk
+    strike(timeline, 1.0, f.TornWrites(node="n1", sector_lost_probability=0.9, duration_s=2.0))
+    strike(timeline, 2.0, f.TornWrites(node="n1", sector_lost_probability=0.2, duration_s=3.0))
+    seen = []
+    for t in (1.5, 2.5, 4, 6):
+        world.kernel.run(until_ns=round(t * SECOND))
+        seen.append(disk.torn_sector_lost_probability)
+    assert seen == [0.9, 0.9, 0.2, None]
+
+
 # -- disk ----------------------------------------------------------------------------------------
 @covers("disk_fail_slow")
 def test_disk_fail_slow_multiplies_fsync_latency() -> None:

@@ -14,8 +14,6 @@ from harness.scenario_loader import parse_scenario, scenario_to_yaml
 EXTRA_SEEDS = (2, 3)
 NOT_ON_EXTRA_SEEDS = {
     "s17-router-cold-start.yaml": "19 nodes and 60 clients take ~10 s a run; `pytest -m slow`",
-    "register-ack-before-fsync.yaml": "the bug needs a crash inside a 40 ms window, which seeds "
-                                      "3 and 5 miss: it is found at the file's own seed",
 }
 
 

@@ -20,7 +20,8 @@ from harness.progress import Progress, format_duration
 from harness.sweep import derive_seeds, plan_runs, seeds_for
 
 CLEAN = ROOT / "scenarios" / "register-crash-and-partition.yaml"
-BUGGY = ROOT / "scenarios" / "register-ack-before-fsync.yaml"  # its buggy variant misses seeds 3, 5
+# Its buggy variant misses its bug on seeds 2, 3, 4, 5 and 7 of 1 to 8: failing runs to sweep.
+BUGGY = ROOT / "tests" / "data" / "register-long-crashes.yaml"
 
 MINIMAL = """name: {name}
 duration_s: 3
@@ -61,7 +62,7 @@ def test_the_plan_is_file_then_seed_then_variant() -> None:
         (BUGGY.name, "buggy", 2), (BUGGY.name, "fixed", 2)]
     assert [run.index for run in plan] == list(range(6))
     derived = plan_runs({str(BUGGY): scenarios[str(BUGGY)]}, seeds=2, base_seed=9, variant="fixed")
-    assert [run.seed for run in derived] == derive_seeds(9, "register-ack-before-fsync", 2)
+    assert [run.seed for run in derived] == derive_seeds(9, "register-long-crashes", 2)
     assert seeds_for(scenarios[str(CLEAN)], seed=5, seeds=None) == [5]
 
 
@@ -76,15 +77,15 @@ def test_sweep_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) ->
     for workers in ("1", "2"):
         code, summaries, stderr = sweep_json(str(CLEAN), str(BUGGY), "--seeds", "4", "--workers",
                                              workers, "--report-dir", "")
-        assert code == 1, stderr  # the buggy variant misses its bug on seed 3
+        assert code == 1, stderr  # the buggy variant misses its bug on seeds 2 to 4
         runs[workers] = [(s["scenario"], s["seed"], s["passed"], s["trace_digest"], s["events"])
                          for s in summaries]
     assert runs["1"] == runs["2"]
     assert [(name, seed) for name, seed, *_ in runs["1"][:5]] == [
         ("register-crash-and-partition", seed) for seed in (1, 2, 3, 4)] + [
-        ("register-ack-before-fsync[buggy]", 1)]
+        ("register-long-crashes[buggy]", 1)]
     assert [(name, seed) for name, seed, passed, *_ in runs["1"] if not passed] == [
-        ("register-ack-before-fsync[buggy]", 3)]
+        ("register-long-crashes[buggy]", seed) for seed in (2, 3, 4)]
 
 
 def test_sweep_writes_junit_the_failing_seeds_and_their_scenarios(tmp_path: Path) -> None:
@@ -92,12 +93,12 @@ def test_sweep_writes_junit_the_failing_seeds_and_their_scenarios(tmp_path: Path
     completed = graylink("sweep", str(BUGGY), "--seeds", "4", "--base-seed", "0", "--workers", "2",
                          "--junit", str(junit), "--report-dir", str(reports))
     assert completed.returncode in (0, 1), completed.stderr
-    seeds = derive_seeds(0, "register-ack-before-fsync", 4)
+    seeds = derive_seeds(0, "register-long-crashes", 4)
     assert ("graylink sweep: 1 file, 8 runs (4 seeds per file, derived from base seed 0), 2 workers"
             in completed.stdout)
     cases = ElementTree.parse(junit).getroot().findall(".//testcase")
     assert [case.get("name") for case in cases] == [
-        f"register-ack-before-fsync[{variant}] seed {seed}" for seed in seeds
+        f"register-long-crashes[{variant}] seed {seed}" for seed in seeds
         for variant in ("buggy", "fixed")]
     failing = [case for case in cases if case.find("failure") is not None]
     listed = (reports / "failing-seeds.txt").read_text()
@@ -110,7 +111,7 @@ def test_sweep_writes_junit_the_failing_seeds_and_their_scenarios(tmp_path: Path
         reproduce = found.group(0)
         assert f"  {reproduce}" in completed.stdout and reproduce in listed
         seed = reproduce.split("--seed ")[1].split()[0]
-        assert (reports / f"register-ack-before-fsync-buggy-seed{seed}.json").exists()
+        assert (reports / f"register-long-crashes-buggy-seed{seed}.json").exists()
     assert len(list(reports.glob("*.json"))) == len(failing)  # passing runs write no reports
     if failing:
         assert (reports / "scenarios" / BUGGY.name).read_text() == BUGGY.read_text()
@@ -154,24 +155,24 @@ def test_run_many_files_shows_progress_tables_and_a_summary(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     crashing = planted(tmp_path, "crasher", "CrashingSystem")
     junit = tmp_path / "all.xml"
-    code = cli.main(["run", str(CLEAN), str(BUGGY), str(crashing), "--seed", "4", "--report-dir",
+    code = cli.main(["run", str(CLEAN), str(BUGGY), str(crashing), "--seed", "1", "--report-dir",
                      str(tmp_path), "--junit", str(junit)])
     captured = capsys.readouterr()
     assert code == 1
     assert [line.split(":")[0] for line in captured.err.splitlines()] == [
-        "[1/4] register-crash-and-partition seed 4", "[2/4] register-ack-before-fsync[buggy] seed 4",
-        "[3/4] register-ack-before-fsync[fixed] seed 4", "[4/4] crasher seed 4"]
+        "[1/4] register-crash-and-partition seed 1", "[2/4] register-long-crashes[buggy] seed 1",
+        "[3/4] register-long-crashes[fixed] seed 1", "[4/4] crasher seed 1"]
     assert "FAILED (failure) (1 failed so far" in captured.err.splitlines()[3]
-    assert "variants of register-ack-before-fsync (seed 4):" in captured.out
+    assert "variants of register-long-crashes (seed 1):" in captured.out
     summary = captured.out[captured.out.index("3 of 4 runs passed"):].splitlines()
-    assert summary[1:] == [f"  graylink run {crashing} --seed 4",
+    assert summary[1:] == [f"  graylink run {crashing} --seed 1",
                            ("      [exception] at t=1.000000s on n1: RuntimeError: replica state "
                             "corrupted")]
     assert [case.get("name") for case in ElementTree.parse(junit).getroot().iter("testcase")] == [
-        "register-crash-and-partition seed 4", "register-ack-before-fsync[buggy] seed 4",
-        "register-ack-before-fsync[fixed] seed 4", "crasher seed 4"]
-    assert (tmp_path / "register-crash-and-partition-seed4.json").exists()
-    assert (tmp_path / "crasher-seed4.txt").exists()
+        "register-crash-and-partition seed 1", "register-long-crashes[buggy] seed 1",
+        "register-long-crashes[fixed] seed 1", "crasher seed 1"]
+    assert (tmp_path / "register-crash-and-partition-seed1.json").exists()
+    assert (tmp_path / "crasher-seed1.txt").exists()
 
 
 def test_run_many_files_exits_with_the_most_severe_code(tmp_path: Path,
@@ -226,7 +227,7 @@ def test_progress_on_a_terminal_is_one_updating_line_with_failures_above_it() ->
     text = stream.getvalue()
     assert text.count("\r") >= 3 and text.endswith("\n") and text.count("\n") == 2
     assert "3/4, 1 failed so far, 0.10 runs/s, ETA 0:10" in text
-    assert f"FAILED register-ack-before-fsync[buggy] seed 3 (failure): {failing.reproduce}\n" in text
+    assert f"FAILED register-long-crashes[buggy] seed 3 (failure): {failing.reproduce}\n" in text
     plain = io.StringIO()
     progress = Progress(2, plain, tty=False, clock=clock)
     progress.update(passing)
