@@ -4,7 +4,9 @@ For each planted bug (``systems.dynamo.config.Bugs``), the base scenario ``bug_h
 fault, no bug; nothing in it is written for any bug) gets that one bug switched on, and
 ``harness.fuzz.fuzz`` explores around it with the default settings: Hypothesis draws scripted faults
 of every kind, maybe a random fault profile, the workload and a simulation seed; every run is
-judged by every checker and by the base's one invariant expectation (the quorum oracle). A failing
+judged by every checker and by the base's one invariant expectation (the quorum oracle), with a
+shrink goal of 3 fault actions (``FuzzSettings.shrink_goal``: a failure that does not shrink that
+far sends exploration on, within the budget, for another; the smallest is kept). A failing
 run counts only if the same run with the bug switched OFF passes (a differential oracle, the
 ``confirm`` hook of ``harness.fuzz.fuzz``): the reference system can fail under some faults
 without any bug, and such a failure is not this bug's. The first confirmed failure is shrunk (every
@@ -12,7 +14,8 @@ step confirmed the same way) and written as YAML; other failures, the ones the s
 the bug, are counted and the first is written too (``*-unconfirmed-seed*.yaml``).
 
 Printed per bug: found or not, runs, wall time and CPU time (of this process: the machine's
-load does not change it) to the first failure, the shrinker's runs, the shrunk scenario's size
+load does not change it) to the first failure, how many failures were shrunk and the shrinker's
+runs over them, the shrunk scenario's size
 (fault actions, client operations, fault phase + heal phase), its failing checks, whether it
 passes with the bug switched off (checked once more), and how many failures the oracle refused
 before it ("other failures": the reference system failing under those faults without the bug).
@@ -73,7 +76,7 @@ def hunt(base: Scenario, bug: str | None, args: argparse.Namespace,
     the same fuzzing of the base without any bug, which does not stop at a failure (every failing
     run is refused by its oracle, so kept in ``unconfirmed``, and exploration goes on)."""
     settings = FuzzSettings(budget=budget, seed=args.seed, choices=SAFE_DEPLOYS,
-                            keep_expectations=True)
+                            keep_expectations=True, shrink_goal=TARGET_FAULTS)
     label = bug or "control"
     progress = (lambda text: print(f"  [{label}] {text}", file=sys.stderr, flush=True)) \
         if args.verbose else None
@@ -121,19 +124,19 @@ def row(bug: str, outcome: FuzzOutcome, confirmed: bool | None) -> list[str]:
     others = str(len(outcome.unconfirmed))
     if outcome.first is None:
         return [bug, "no", f">{outcome.runs}", f"{outcome.wall_s:.0f}", f"{outcome.cpu_s:.0f}",
-                "-", "-", "-", "-", "-", "-", others]
+                "-", "-", "-", "-", "-", "-", "-", others]
     first, shrunk = outcome.first, outcome.shrunk
     assert shrunk is not None
     size = shrunk.size()
     operations = operation_count(shrunk.result)
     return [bug, "yes", str(first.run), f"{first.wall_s:.1f}", f"{first.cpu_s:.1f}",
-            str(outcome.shrink_runs),
+            str(outcome.failures_shrunk), str(outcome.shrink_runs),
             str(size.fault_actions), "-" if operations is None else str(operations),
             f"{size.duration_s:g}+{size.heal_s:g}", ",".join(sorted(failure_kinds(shrunk.result))),
             {True: "yes", False: "NO", None: "-"}[confirmed], others]
 
 
-HEADER = ["bug", "found", "runs", "wall s", "CPU s", "shrink runs", "faults", "ops",
+HEADER = ["bug", "found", "runs", "wall s", "CPU s", "shrunk", "shrink runs", "faults", "ops",
           "duration s", "failing checks", "passes w/o bug", "other failures"]
 
 

@@ -101,7 +101,11 @@ class FuzzSettings:
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)  # "kind.field" → values
     shrink: bool = True  # run the scenario shrinker on a failure
-    max_shrink_runs: int = 150
+    max_shrink_runs: int = 150  # per failure shrunk
+    # A failure that does not shrink to at most this many fault actions sends (fresh) exploration
+    # on, within the budget, for another one; the smallest shrunk failure is reported. None: the
+    # first failure ends exploration, whatever it shrinks to.
+    shrink_goal: int | None = None
     hypothesis_shrink_runs: int = 0  # let Hypothesis's own shrinker spend this many runs first
     # How cases are drawn: "fresh" (each from its own seeded stream, see ``_FreshExplorer``) or
     # "hypothesis" (Hypothesis's engine: its generate and target phases; needed by its shrinker).
@@ -138,7 +142,9 @@ class FuzzOutcome:
     message_types: tuple[str, ...] = ()
     first: Finding | None = None  # the first failing run
     shrunk: Finding | None = None  # the smallest failing scenario found
-    shrink_runs: int = 0
+    origin: Finding | None = None  # the failing run ``shrunk`` was shrunk from
+    failures_shrunk: int = 0  # more than one when the first missed ``settings.shrink_goal``
+    shrink_runs: int = 0  # summed over the failures shrunk
     shrink_wall_s: float = 0.0
     path: Path | None = None  # the YAML written
     reproduced: bool | None = None  # the file, loaded and run again, fails the same way
@@ -252,21 +258,29 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
         return outcome
     found = explorer.smallest or outcome.first
     outcome.shrunk = found
-    if settings.shrink:
-        shrink_started = time.perf_counter()
-        shrinker = ScenarioShrinker(found.scenario, found.seed, found.result, run,
-                                    base_config=base.system.config,
-                                    max_runs=settings.max_shrink_runs, progress=say,
-                                    confirm=confirm)
+    while settings.shrink:
+        shrunk = _shrink(found, base, settings, run, say, confirm, outcome)
+        outcome.failures_shrunk += 1
+        if outcome.shrunk is found or _size_key(shrunk) < _size_key(outcome.shrunk):
+            outcome.shrunk, outcome.origin = shrunk, found
+        goal = settings.shrink_goal
+        size = outcome.shrunk.size().fault_actions
+        if goal is None or size <= goal or outcome.stopped == "interrupted" or \
+                not isinstance(explorer, _FreshExplorer):
+            break
+        say(f"failure {outcome.failures_shrunk} shrank to {shrunk.size().fault_actions} fault "
+            f"actions (the smallest so far: {size}), more than the goal of {goal}: exploring on "
+            f"for another failure")
+        explorer.resume()
         try:
-            scenario, result = shrinker.shrink()
+            explorer.explore(drawn)
         except KeyboardInterrupt:
-            scenario, result = shrinker.best, shrinker.best_result
             outcome.stopped = "interrupted"
-        outcome.shrink_runs = shrinker.runs
-        outcome.shrink_wall_s = time.perf_counter() - shrink_started
-        outcome.shrunk = Finding(scenario, shrinker.seed, result, found.run, found.wall_s,
-                                 found.cpu_s)
+        outcome.runs = explorer.runs
+        outcome.exploration_digest = explorer.digest.hexdigest()[:16]
+        if explorer.first is None or outcome.stopped == "interrupted":
+            break
+        found = explorer.first
     if report_dir is not None:
         outcome.path = write_finding(outcome, report_dir)
         outcome.reproduction = _rerun(outcome.path)
@@ -277,6 +291,30 @@ def fuzz(base: Scenario, settings: FuzzSettings | None = None, *,
     outcome.wall_s = time.perf_counter() - started
     outcome.cpu_s = time.process_time() - cpu_started
     return outcome
+
+
+def _shrink(found: Finding, base: Scenario, settings: FuzzSettings,
+            run: Callable[[Scenario, int], Result], say: Callable[[str], None],
+            confirm: Callable[[Scenario, int], bool] | None, outcome: FuzzOutcome) -> Finding:
+    """``found`` shrunk (its runs and time added to ``outcome``); on an interrupt, as far as it got."""
+    shrink_started = time.perf_counter()
+    shrinker = ScenarioShrinker(found.scenario, found.seed, found.result, run,
+                                base_config=base.system.config,
+                                max_runs=settings.max_shrink_runs, progress=say, confirm=confirm)
+    try:
+        scenario, result = shrinker.shrink()
+    except KeyboardInterrupt:
+        scenario, result = shrinker.best, shrinker.best_result
+        outcome.stopped = "interrupted"
+    outcome.shrink_runs += shrinker.runs
+    outcome.shrink_wall_s += time.perf_counter() - shrink_started
+    return Finding(scenario, shrinker.seed, result, found.run, found.wall_s, found.cpu_s)
+
+
+def _size_key(finding: Finding) -> tuple[int, int, float]:
+    """Smaller is easier to read: fault actions, then random-fault rates, then the run's length."""
+    size = finding.size()
+    return size.fault_actions, size.random_rates, size.duration_s
 
 
 class _Explorer:
@@ -342,6 +380,12 @@ class _Explorer:
             # The one place a failure is raised: Hypothesis tells failures apart by where they
             # are raised, and its final replay of a failing case comes through here too.
             raise _Failed(result.failures[0].describe() if result.failures else result.reason)
+
+    def resume(self) -> None:
+        """Explore on after a failure, for another (``FuzzSettings.shrink_goal``): the next
+        ``explore`` goes on with the next case, the budget counting on."""
+        self.first = self.smallest = None
+        self.stopped = "budget"
 
     def _fails(self, result: Result) -> bool:
         """A failure; while Hypothesis shrinks, only the same failure as the first counts."""
@@ -435,15 +479,16 @@ class _FreshExplorer(_Explorer):
         self._best: dict[str, tuple[float, tuple[Any, ...]]] = {}  # target → (score, nodes)
         self._nodes: tuple[Any, ...] = ()  # the choice nodes of the case being run
         self._origin = ""
+        self._index = 0  # the next case to draw
 
     def explore(self, drawn: st.SearchStrategy[tuple[Scenario, int]]) -> None:
         settings = self.settings
         budget = settings.budget
         warm_up = max(10, budget // 5) if budget is not None else 20
-        index = misses = 0
+        misses = 0
         while budget is None or self.runs < budget:
-            rng = random.Random(case_seed(settings.seed, index))
-            index += 1
+            rng = random.Random(case_seed(settings.seed, self._index))
+            self._index += 1  # (kept: after ``resume`` the exploration goes on where it was)
             prefix: tuple[Any, ...] = ()
             self._origin = ""
             if self._best and self.runs >= warm_up and rng.random() < settings.guided_share:
@@ -556,7 +601,7 @@ def write_finding(outcome: FuzzOutcome, report_dir: str | Path) -> Path:
     """The shrunk failing scenario as YAML, its seed as the file's seed, ready for ``graylink run``;
     its text report beside it."""
     assert outcome.shrunk is not None and outcome.first is not None
-    shrunk, first, base = outcome.shrunk, outcome.first, outcome.base
+    shrunk, first, base = outcome.shrunk, outcome.origin or outcome.first, outcome.base
     kinds = ", ".join(sorted(failure_kinds(shrunk.result)))
     source = base.source or base.name
     command = f"graylink fuzz {source} --seed {outcome.settings.seed}"
@@ -566,7 +611,10 @@ def write_finding(outcome: FuzzOutcome, report_dir: str | Path) -> Path:
         f"({first.wall_s:.1f} s): {kinds} failed.\n"
         f"Shrunk from {first.size().describe()}\n"
         f"to {shrunk.size().describe()}.\n"
-        f"`graylink run` on this file reproduces it (exit 1). To keep it as a regression test, "
+        + (f"(Failure {outcome.failures_shrunk} of this exploration: the ones before shrank to "
+           f"more than {outcome.settings.shrink_goal} fault actions, the goal.)\n"
+           if outcome.origin is not None and outcome.origin is not outcome.first else "")
+        + f"`graylink run` on this file reproduces it (exit 1). To keep it as a regression test, "
         f"add `expect: [check <name> passes]` once fixed.\n")
     if base.description:
         description += f"\nThe scenario it was fuzzed from:\n{base.description}"
@@ -609,6 +657,11 @@ def render_summary(outcome: FuzzOutcome, command: str) -> str:
                      f"{first.seed}")
         lines.append(f"  first failing scenario: {first.size().describe()}")
         if settings.shrink:
+            origin = outcome.origin or first
+            if origin is not first:
+                lines.append(f"  {outcome.failures_shrunk} failures shrunk (the goal: at most "
+                             f"{settings.shrink_goal} fault actions); the smallest is the one "
+                             f"at run {origin.run}: {origin.size().describe()}")
             lines.append(f"  shrunk in {outcome.shrink_runs} runs ({outcome.shrink_wall_s:.1f} s) "
                          f"to: {shrunk.size().describe()}"
                          + _operations(shrunk.result))

@@ -61,6 +61,10 @@ def add_fuzz_command(commands: Any) -> None:
     fuzz.add_argument("--no-shrink", action="store_true", help="write the first failure as found")
     fuzz.add_argument("--max-shrink-runs", type=_non_negative_int, default=150, metavar="N",
                       help="runs the shrinker may spend (default 150)")
+    fuzz.add_argument("--shrink-goal", type=_non_negative_int, default=None, metavar="N",
+                      help="a failure that does not shrink to at most N fault actions sends "
+                           "exploration on, within the budget, for another; the smallest shrunk "
+                           "failure is written (default: the first failure ends exploration)")
     fuzz.add_argument("--hypothesis-shrink", type=_non_negative_int, default=0, metavar="N",
                       help="let Hypothesis's own shrinker spend N runs before ours (default 0; "
                            "implies --explore hypothesis)")
@@ -117,6 +121,7 @@ def run_fuzz_command(args: argparse.Namespace) -> int:
         keep_expectations=args.keep_expect,
         targets=tuple(args.target) if args.target else None, bounds=bounds, choices=choices,
         shrink=not args.no_shrink, max_shrink_runs=args.max_shrink_runs,
+        shrink_goal=args.shrink_goal,
         hypothesis_shrink_runs=args.hypothesis_shrink, explore=args.explore)
     progress = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     try:

@@ -221,6 +221,28 @@ def test_a_scenario_that_fails_as_written_is_the_finding(tmp_path: Path) -> None
     assert "in its baseline run" in load_scenario(outcome.path).description  # type: ignore[arg-type]
 
 
+def test_a_shrink_goal_missed_sends_exploration_on_and_the_smallest_is_written(
+        tmp_path: Path) -> None:
+    base = load_scenario(register(True, tmp_path))
+    settings = dataclasses.replace(PROCESS, budget=40, max_shrink_runs=20)
+    single = fuzz(base, settings, report_dir=None)
+    assert single.failures_shrunk == 1 and single.runs == single.first.run  # type: ignore[union-attr]
+    # a goal no failure can meet (every one needs a crash): each failure is shrunk, to the budget
+    sizes: list[int] = []
+    outcome = fuzz(base, dataclasses.replace(settings, shrink_goal=0), report_dir=tmp_path,
+                   progress=lambda text: sizes.append(int(text.split("so far: ")[1].split(")")[0]))
+                   if "the smallest so far" in text else None)
+    assert outcome.failures_shrunk >= 2 and outcome.runs == settings.budget
+    assert len(sizes) == outcome.failures_shrunk  # each missed the goal, each said so
+    assert outcome.first is not None and outcome.first.run == single.first.run  # type: ignore[union-attr]
+    assert outcome.shrunk is not None and outcome.origin is not None
+    assert outcome.shrunk.size().fault_actions == min(sizes)
+    assert outcome.reproduced and outcome.path is not None
+    if outcome.origin is not outcome.first:
+        assert "the ones before shrank to more than 0 fault actions" in \
+            load_scenario(outcome.path).description  # type: ignore[operator]
+
+
 def test_a_time_budget_stops_between_runs(tmp_path: Path) -> None:
     base = load_scenario(register(False, tmp_path))
     outcome = fuzz(base, dataclasses.replace(PROCESS, budget=None, time_s=0.5), report_dir=None)
