@@ -194,8 +194,11 @@ def test_profiles_drawn_are_valid_and_can_be_off() -> None:
     quiet = find(fault_profiles(space), lambda profile: profile.crash_per_minute == 0,
                  settings=FIRST_FOUND)
     assert quiet.crash_per_minute == 0
+    # (more examples allowed: newer Hypothesis versions bias generation by constants collected
+    # from every module imported so far, so what the first 50 examples are depends on which
+    # tests ran before; about one profile in four has a rate this high)
     busy = find(fault_profiles(space), lambda profile: profile.crash_per_minute > 3,
-                settings=FIRST_FOUND)
+                settings=settings(FIRST_FOUND, max_examples=1000))
     assert busy.crash_per_minute <= 6 and busy.crash_downtime_s_min <= busy.crash_downtime_s_max
     assert busy.loss_probability <= 0.1  # the harness's default bound for a profile
 
