@@ -139,16 +139,15 @@ def expand_profile(profile: FaultProfile, world: World, rng: Rng, start_s: float
     for at, stream in arrivals("clock_jump", profile.clock_jump_per_minute):
         by_ms = stream.uniform(-profile.clock_jump_ms_max, profile.clock_jump_ms_max)
         drawn.append(ScheduledFault(at, ClockJump(node=stream.choice(targets), by_ms=round(by_ms, 3))))
-    if profile.clock_skew_ms_max > 0:
-        stream = rng.fork("clock_skew")
-        for name in targets:
-            offset = stream.uniform(-profile.clock_skew_ms_max, profile.clock_skew_ms_max)
-            drawn.append(ScheduledFault(start_s, ClockSkew(node=name, offset_ms=round(offset, 3))))
-    if profile.clock_drift_ppm_max > 0:
-        stream = rng.fork("clock_drift")
-        for name in targets:
-            rate = stream.uniform(-profile.clock_drift_ppm_max, profile.clock_drift_ppm_max)
-            drawn.append(ScheduledFault(start_s, ClockDrift(node=name, drift_ppm=round(rate, 1))))
+    def spread(family: str, limit: float) -> list[tuple[str, float]]:
+        """A value drawn from +/- ``limit`` for every target node, held for the whole phase."""
+        stream = rng.fork(family)
+        return [(name, stream.uniform(-limit, limit)) for name in targets] if limit > 0 else []
+
+    for name, offset in spread("clock_skew", profile.clock_skew_ms_max):
+        drawn.append(ScheduledFault(start_s, ClockSkew(node=name, offset_ms=round(offset, 3))))
+    for name, rate in spread("clock_drift", profile.clock_drift_ppm_max):
+        drawn.append(ScheduledFault(start_s, ClockDrift(node=name, drift_ppm=round(rate, 1))))
     drawn += draw_deployments(profile, world, rng.fork("deploy"), start_s, end_s)
     drawn.sort(key=lambda scheduled: scheduled.at_s)  # stable: ties keep family order
     return drawn

@@ -228,13 +228,18 @@ def az_world() -> tuple[World, FaultTimeline]:
     return world, FaultTimeline(world)
 
 
+# Two faults on one node, (start, duration) each: the second inside the first, or outlasting it.
+overlapping = pytest.mark.parametrize(
+    "first, second", [((1.0, 4.0), (2.0, 1.0)), ((1.0, 2.0), (2.0, 3.0))],
+    ids=["inner-ends-first", "outer-ends-first"])
+
+
 def state_at(world: World, at_s: float, *names: str) -> list[str]:
     world.kernel.run(until_ns=round(at_s * SECOND))
     return [world.node(name).state for name in names]
 
 
-@pytest.mark.parametrize("first, second", [((1.0, 4.0), (2.0, 1.0)), ((1.0, 2.0), (2.0, 3.0))],
-                         ids=["inner-ends-first", "outer-ends-first"])
+@overlapping
 def test_overlapping_power_offs_hold_the_node_off_until_the_last_one_ends(
         first: tuple[float, float], second: tuple[float, float]) -> None:
     world, log, timeline = make_world()
@@ -322,8 +327,7 @@ def test_a_crashed_node_losing_power_has_one_outage() -> None:
     assert world.node("n1").outages == [[1 * SECOND, round(3.5 * SECOND)]]
 
 
-@pytest.mark.parametrize("first, second", [((1.0, 4.0), (2.0, 1.0)), ((1.0, 2.0), (2.0, 3.0))],
-                         ids=["inner-ends-first", "outer-ends-first"])
+@overlapping
 def test_overlapping_pauses_stall_the_node_until_the_last_one_ends(
         first: tuple[float, float], second: tuple[float, float]) -> None:
     world, log, timeline = make_world()
